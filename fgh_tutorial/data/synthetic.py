@@ -1,0 +1,266 @@
+"""SynthBirds: an embedded, offline fine-grained dataset with part masks.
+
+Every "species" shares one body plan (body, head, wing, tail, legs) and differs from
+the others only in four small local parts:
+
+    beak colour (3) x eye ring (2) x wing-bar colour (3) x tail pattern (3) = 54 classes.
+
+Body colour, background colour, clutter, pose, scale, position, lighting and noise are
+drawn at random for every image, and the clutter re-uses the part colours, so the colour
+histogram of an image says almost nothing about its class. Each image comes with boolean
+masks of its parts (``PART_NAMES``) and of the whole bird: the ground truth that the
+attention notebooks score against.
+
+Images are deterministic functions of ``(seed, split, index)``, so any image can be drawn
+on its own (random access, any number of workers) at any size.
+"""
+from __future__ import annotations
+
+import colorsys
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+PART_NAMES = ("beak", "eye", "wing", "tail")
+MASK_NAMES = PART_NAMES + ("bird",)
+SPLITS = {"train": 0, "test": 1, "val": 2}
+
+BEAK_COLOURS = {"yellow": (235, 200, 40), "black": (25, 25, 25), "red": (215, 60, 30)}
+EYE_RINGS = ("none", "white")
+WING_BARS = {"white": (245, 245, 245), "red": (215, 60, 30), "blue": (40, 90, 220)}
+TAIL_PATTERNS = ("plain", "barred", "spotted")
+ATTRIBUTES = {
+    "beak": tuple(BEAK_COLOURS),
+    "eye": EYE_RINGS,
+    "wing": tuple(WING_BARS),
+    "tail": TAIL_PATTERNS,
+}
+CLASSES = tuple(itertools.product(*ATTRIBUTES.values()))
+NUM_CLASSES = len(CLASSES)
+# Colours that clutter may take: every part colour appears in the background too.
+CLUTTER_COLOURS = tuple(BEAK_COLOURS.values()) + tuple(WING_BARS.values()) + ((245, 245, 245),)
+
+
+def class_name(label: int) -> str:
+    """Readable name of a class, e.g. ``'yellow beak, white ring, red bar, barred tail'``."""
+    beak, eye, wing, tail = CLASSES[label]
+    ring = "no ring" if eye == "none" else f"{eye} ring"
+    return f"{beak} beak, {ring}, {wing} bar, {tail} tail"
+
+
+def attribute_differences(a: int, b: int) -> list[str]:
+    """Names of the parts in which classes ``a`` and ``b`` differ."""
+    return [p for p, x, y in zip(PART_NAMES, CLASSES[a], CLASSES[b]) if x != y]
+
+
+# ---------------------------------------------------------------- geometry
+def _ellipse(cx, cy, rx, ry, angle=0.0, n=28):
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    x, y = rx * np.cos(t), ry * np.sin(t)
+    c, s = np.cos(angle), np.sin(angle)
+    return np.stack([cx + c * x - s * y, cy + s * x + c * y], 1)
+
+
+def _poly(*pts):
+    return np.asarray(pts, dtype=np.float64)
+
+
+# The canonical bird faces right, x in [-1, 1], y down. Each entry: name -> polygon.
+BODY = _ellipse(0.0, 0.1, 0.5, 0.3)
+HEAD = _ellipse(0.45, -0.22, 0.24, 0.24)
+BEAK = _poly((0.62, -0.32), (0.62, -0.12), (0.98, -0.2))
+EYE_REGION = _ellipse(0.5, -0.27, 0.12, 0.12)
+EYE_RING = _ellipse(0.5, -0.27, 0.115, 0.115)
+PUPIL = _ellipse(0.5, -0.27, 0.06, 0.06)
+WING = _ellipse(-0.05, 0.05, 0.38, 0.17, angle=-0.12)
+WING_BAR = _poly((-0.12, -0.11), (0.0, -0.12), (0.05, 0.21), (-0.07, 0.22))
+TAIL = _poly((-0.42, 0.02), (-0.98, -0.18), (-0.98, 0.34), (-0.42, 0.2))
+TAIL_BARS = [_poly((x, -0.2), (x + 0.1, -0.2), (x + 0.1, 0.36), (x, 0.36)) for x in (-0.9, -0.7)]
+TAIL_SPOTS = [_ellipse(x, y, 0.06, 0.06) for x, y in ((-0.86, -0.04), (-0.86, 0.2), (-0.66, 0.08))]
+LEGS = [_poly((x, 0.35), (x + 0.04, 0.35), (x + 0.0, 0.62), (x - 0.04, 0.62)) for x in (-0.05, 0.12)]
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Where the canonical bird lands in the image: p' = centre + scale * R(angle) * (flip * p)."""
+
+    centre: tuple[float, float]
+    scale: float
+    angle: float
+    flip: bool
+
+    def apply(self, pts: np.ndarray) -> list[tuple[float, float]]:
+        x = -pts[:, 0] if self.flip else pts[:, 0]
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        px = self.centre[0] + self.scale * (c * x - s * pts[:, 1])
+        py = self.centre[1] + self.scale * (s * x + c * pts[:, 1])
+        return list(zip(px.tolist(), py.tolist()))
+
+
+def _random_colour(rng, sat=(0.25, 0.85), val=(0.35, 0.95)):
+    r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(*sat), rng.uniform(*val))
+    return int(255 * r), int(255 * g), int(255 * b)
+
+
+def _shade(colour, factor):
+    return tuple(int(min(255, max(0, c * factor))) for c in colour)
+
+
+# ---------------------------------------------------------------- rendering
+def _draw_clutter(draw, rng, size):
+    for _ in range(rng.integers(6, 14)):
+        colour = (CLUTTER_COLOURS[rng.integers(len(CLUTTER_COLOURS))]
+                  if rng.random() < 0.5 else _random_colour(rng))
+        x, y = rng.uniform(0, size, 2)
+        w, h = rng.uniform(0.03, 0.18, 2) * size
+        kind = rng.integers(3)
+        if kind == 0:
+            draw.ellipse([x - w, y - h, x + w, y + h], fill=colour)
+        elif kind == 1:
+            draw.rectangle([x - w, y - h / 3, x + w, y + h / 3], fill=colour)
+        else:
+            x2, y2 = rng.uniform(0, size, 2)
+            draw.line([x, y, x2, y2], fill=colour, width=max(1, int(size * 0.02)))
+
+
+def _draw_bird(draw, pose, label, rng):
+    beak, eye, wing, tail = CLASSES[label]
+    body = _random_colour(rng)
+    dark = _shade(body, 0.7)
+    for leg in LEGS:
+        draw.polygon(pose.apply(leg), fill=(90, 70, 40))
+    draw.polygon(pose.apply(TAIL), fill=dark)
+    if tail == "barred":
+        for bar in TAIL_BARS:
+            draw.polygon(pose.apply(bar), fill=(240, 240, 240))
+        draw.polygon(pose.apply(TAIL), outline=dark)
+    elif tail == "spotted":
+        for spot in TAIL_SPOTS:
+            draw.polygon(pose.apply(spot), fill=(240, 240, 240))
+    draw.polygon(pose.apply(BODY), fill=body)
+    draw.polygon(pose.apply(HEAD), fill=body)
+    draw.polygon(pose.apply(WING), fill=dark)
+    draw.polygon(pose.apply(WING_BAR), fill=WING_BARS[wing])
+    draw.polygon(pose.apply(BEAK), fill=BEAK_COLOURS[beak])
+    if eye == "white":
+        draw.polygon(pose.apply(EYE_RING), fill=(250, 250, 250))
+    draw.polygon(pose.apply(PUPIL), fill=(10, 10, 10))
+
+
+def _masks(pose, size):
+    shapes = {
+        "beak": [BEAK],
+        "eye": [EYE_REGION],
+        "wing": [WING],
+        "tail": [TAIL],
+        "bird": [BODY, HEAD, BEAK, WING, TAIL] + LEGS,
+    }
+    out = np.zeros((len(MASK_NAMES), size, size), dtype=np.uint8)
+    for i, name in enumerate(MASK_NAMES):
+        canvas = Image.new("L", (size, size), 0)
+        d = ImageDraw.Draw(canvas)
+        for poly in shapes[name]:
+            d.polygon(pose.apply(poly), fill=255)
+        out[i] = np.asarray(canvas)
+    return out
+
+
+def _random_pose(rng, size):
+    scale = rng.uniform(0.30, 0.42) * size
+    margin = scale * 1.05
+    centre = tuple(rng.uniform(margin, size - margin, 2)) if size > 2 * margin else (size / 2,) * 2
+    return Pose(centre=centre, scale=scale, angle=rng.uniform(-0.45, 0.45), flip=bool(rng.random() < 0.5))
+
+
+def _lighting(img, rng):
+    """Global gain, a linear shading gradient in a random direction, a colour cast and noise."""
+    h, w, _ = img.shape
+    theta = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w) - 0.5
+    ramp = 1.0 + rng.uniform(0.0, 0.7) * (np.cos(theta) * xx + np.sin(theta) * yy)
+    gain = rng.uniform(0.65, 1.25) * ramp[..., None] * (1 + rng.uniform(-0.08, 0.08, 3))
+    noisy = img * gain + rng.normal(0, rng.uniform(3, 10), img.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def render(label: int, rng: np.random.Generator, size: int = 64, supersample: int | None = None):
+    """Draw one image of class ``label``: returns ``(image uint8 HxWx3, masks uint8 5xHxW in {0,1})``."""
+    if not 0 <= label < NUM_CLASSES:
+        raise ValueError(f"label must be in [0, {NUM_CLASSES}), got {label}")
+    if size < 16:
+        raise ValueError(f"image size must be at least 16 px, got {size}")
+    ss = supersample or (2 if size <= 128 else 1)
+    big = size * ss
+    canvas = Image.new("RGB", (big, big), _random_colour(rng, sat=(0.0, 0.6), val=(0.3, 0.95)))
+    draw = ImageDraw.Draw(canvas)
+    _draw_clutter(draw, rng, big)
+    pose = _random_pose(rng, big)
+    _draw_bird(draw, pose, label, rng)
+    masks = _masks(pose, big)
+    if ss > 1:
+        canvas = canvas.resize((size, size), Image.BOX)
+        masks = masks.reshape(len(MASK_NAMES), size, ss, size, ss).mean((2, 4))
+    image = _lighting(np.asarray(canvas, dtype=np.float32), rng)
+    return image, (masks >= 128).astype(np.uint8)
+
+
+def image_seed(seed: int, split: str, index: int) -> np.random.Generator:
+    """The random stream of one image: independent of every other image."""
+    return np.random.default_rng([seed, SPLITS[split], index])
+
+
+class SynthBirds:
+    """The embedded dataset as a torch-style Dataset (``len`` and ``[i]``).
+
+    ``SynthBirds("train")`` is the retrieval database, ``SynthBirds("test")`` the queries and
+    ``SynthBirds("val")`` a validation split for model selection. Labels cycle through the
+    classes (``label = index % 54``), so every prefix is class-balanced.
+
+    ``transform`` takes a PIL image (torchvision transforms); without one an item is a
+    float tensor 3xHxW in [0, 1]. With ``return_masks=True`` an item is
+    ``(image, label, masks)`` where masks is a uint8 tensor 5xHxW (``MASK_NAMES``).
+    """
+
+    def __init__(self, split: str = "train", per_class: int = 30, image_size: int = 64,
+                 seed: int = 0, transform=None, return_masks: bool = False):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+        if per_class < 1:
+            raise ValueError(f"per_class must be at least 1, got {per_class}")
+        self.split, self.per_class, self.image_size, self.seed = split, per_class, image_size, seed
+        self.transform, self.return_masks = transform, return_masks
+        self.classes = [class_name(c) for c in range(NUM_CLASSES)]
+        self.targets = np.arange(len(self)) % NUM_CLASSES
+
+    def __len__(self) -> int:
+        return self.per_class * NUM_CLASSES
+
+    def render(self, index: int):
+        """``(image uint8 HxWx3, masks uint8 5xHxW)`` of item ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        return render(int(self.targets[index]), image_seed(self.seed, self.split, index), self.image_size)
+
+    def __getitem__(self, index: int):
+        import torch
+
+        image, masks = self.render(index)
+        if self.transform is not None:
+            x = self.transform(Image.fromarray(image))
+        else:
+            x = torch.from_numpy(image).permute(2, 0, 1).float().div_(255)
+        label = int(self.targets[index])
+        return (x, label, torch.from_numpy(masks)) if self.return_masks else (x, label)
+
+    def arrays(self, progress: bool = False):
+        """All images, labels and masks as numpy arrays (N,H,W,3), (N,), (N,5,H,W)."""
+        from tqdm.auto import tqdm
+
+        n, s = len(self), self.image_size
+        images = np.empty((n, s, s, 3), np.uint8)
+        masks = np.empty((n, len(MASK_NAMES), s, s), np.uint8)
+        for i in tqdm(range(n), disable=not progress, desc=f"rendering {self.split}"):
+            images[i], masks[i] = self.render(i)
+        return images, self.targets.copy(), masks

@@ -1,0 +1,55 @@
+"""Packing and Hamming top-k against brute force."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fgh_tutorial.hamming import hamming_distances, hamming_topk, pack_codes, unpack_codes
+
+
+def signs(rng, n, bits):
+    return np.where(rng.random((n, bits)) < 0.5, -1, 1).astype(np.int8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 20), st.integers(1, 200))
+def test_pack_roundtrip_and_distance(seed, n, bits):
+    rng = np.random.default_rng(seed)
+    a, b = signs(rng, n, bits), signs(rng, 3, bits)
+    words = pack_codes(a)
+    assert words.dtype == np.uint64 and words.shape == (n, -(-bits // 64))
+    np.testing.assert_array_equal(unpack_codes(words, bits), a)
+    want = (a[:, None, :] != b[None]).sum(-1)
+    np.testing.assert_array_equal(hamming_distances(words, pack_codes(b)), want)
+
+
+def test_bit_layout():
+    code = -np.ones((1, 64), np.int8)
+    code[0, [0, 3, 63]] = 1
+    assert pack_codes(code)[0, 0] == np.uint64((1 << 0) | (1 << 3) | (1 << 63))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 12), st.integers(0, 60), st.integers(1, 130),
+       st.integers(1, 70), st.sampled_from([None, 1, 3]))
+def test_topk_matches_brute_force_with_ties(seed, n_query, n_db, bits, k, chunk):
+    rng = np.random.default_rng(seed)
+    q, d = signs(rng, n_query, bits), signs(rng, n_db, bits)
+    dist, idx = hamming_topk(pack_codes(q), pack_codes(d), k, chunk=chunk)
+    kk = min(k, n_db)
+    assert dist.shape == idx.shape == (n_query, kk)
+    full = (q[:, None, :] != d[None]).sum(-1)
+    for i in range(n_query):
+        want = sorted(range(n_db), key=lambda j: (full[i, j], j))[:kk]
+        assert list(idx[i]) == want
+        assert list(dist[i]) == [full[i, j] for j in want]
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="only -1 and"):
+        pack_codes(np.array([[0, 1]]))
+    with pytest.raises(TypeError, match="uint64"):
+        hamming_topk(np.ones((2, 1), np.int64), np.ones((2, 1), np.uint64), 1)
+    with pytest.raises(ValueError, match="words per code"):
+        hamming_topk(np.ones((2, 1), np.uint64), np.ones((2, 2), np.uint64), 1)
+    with pytest.raises(ValueError, match="k must be"):
+        hamming_topk(np.ones((2, 1), np.uint64), np.ones((2, 1), np.uint64), 0)
