@@ -264,3 +264,13 @@ class SynthBirds:
         for i in tqdm(range(n), disable=not progress, desc=f"rendering {self.split}"):
             images[i], masks[i] = self.render(i)
         return images, self.targets.copy(), masks
+
+    def tensors(self, progress: bool = False):
+        """All images as one normalised float tensor (N, 3, H, W) and labels (N,): the fast
+        path for training and encoding, since the whole split fits in memory."""
+        import torch
+
+        from .transforms import normalize_batch
+
+        images, labels, _ = self.arrays(progress)
+        return normalize_batch(images), torch.from_numpy(labels)

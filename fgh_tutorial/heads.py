@@ -1,0 +1,58 @@
+"""The hash layer and the hashing model.
+
+Training uses the continuous relaxation  u = tanh(W f + b)  in (-1, 1)^c;
+inference the binary code               b = sign(u)     in {-1, +1}^c   (sign(0) := +1).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def binarize(u):
+    """sign with ties to +1, so every code is strictly +-1 (torch tensor or numpy array)."""
+    if isinstance(u, torch.Tensor):
+        return torch.where(u >= 0, 1.0, -1.0).to(u.dtype if u.is_floating_point() else torch.float32)
+    import numpy as np
+
+    return np.where(np.asarray(u) >= 0, 1, -1).astype(np.int8)
+
+
+class HashHead(nn.Module):
+    """u = tanh(W f + b): a linear map from the pooled feature to c relaxed bits."""
+
+    def __init__(self, in_features: int, bits: int):
+        super().__init__()
+        if not 1 <= bits <= 1024:
+            raise ValueError(f"bits must be in 1..1024, got {bits}")
+        self.bits = bits
+        self.fc = nn.Linear(in_features, bits)
+
+    def forward(self, f):
+        return torch.tanh(self.fc(f))
+
+
+class HashingModel(nn.Module):
+    """Backbone + hash head. ``forward`` returns u (relaxed codes); ``encode`` returns sign(u)."""
+
+    def __init__(self, backbone: nn.Module, bits: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = HashHead(backbone.out_channels, bits)
+
+    @property
+    def bits(self) -> int:
+        return self.head.bits
+
+    def forward(self, x):
+        _, pooled = self.backbone(x)
+        return self.head(pooled)
+
+    def forward_all(self, x) -> dict:
+        """Everything the attention notebooks need: feature map, pooled feature and u."""
+        fmap, pooled = self.backbone(x)
+        return {"fmap": fmap, "pooled": pooled, "u": self.head(pooled)}
+
+    @torch.no_grad()
+    def encode(self, x):
+        return binarize(self(x))

@@ -1,0 +1,128 @@
+"""Training a hashing model, with model selection on the validation split and a cached,
+deterministic checkpoint so later notebooks start from it.
+
+The loop is plain PyTorch: shuffle with a seeded generator, augment the batch (random flip and
+shift), minimise the loss, and every ``eval_every`` epochs encode the database and the
+validation queries and keep the weights with the best tie-aware mAP. The query (test) split is
+never looked at.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .backbones import build_backbone
+from .encode import encode
+from .heads import HashingModel
+from .losses import central_similarity_loss, hash_centres
+from .metrics import mean_average_precision
+from .profiles import Profile, seed_everything
+
+
+@dataclass
+class History:
+    loss: list = field(default_factory=list)  # mean training loss per epoch
+    val_epochs: list = field(default_factory=list)
+    val_map: list = field(default_factory=list)  # tie-aware mAP of validation queries
+    best_epoch: int = -1
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.125) -> torch.Tensor:
+    """Random horizontal flip and a random shift of up to ``max_shift`` of the size (edge-padded)."""
+    b, _, h, w = x.shape
+    flip = torch.rand(b, generator=generator) < 0.5
+    x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
+    pad = int(round(max_shift * h))
+    if pad == 0:
+        return x
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
+    dy, dx = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
+    return padded[:, :, dy:dy + h, dx:dx + w]
+
+
+def train_hashing(model: HashingModel, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
+                  batch_size: int = 64, lr: float = 3e-3, seed: int = 0, val=None, eval_every: int = 2,
+                  progress: bool = True) -> History:
+    """Train ``model`` with the central-similarity loss on (images, labels).
+
+    ``val = (val_images, val_labels)`` enables model selection: the database codes are the
+    model's codes of ``images``; the best epoch's weights are restored at the end.
+    """
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    centres = hash_centres(int(labels.max()) + 1, model.bits, seed).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    steps = epochs * max(1, len(images) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    hist, best_state, best = History(), None, -1.0
+    bar = tqdm(range(epochs), desc="training", disable=not progress)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(images), generator=g)
+        total, n = 0.0, 0
+        for s in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[s:s + batch_size]
+            x = augment(images[idx], g).to(device)
+            loss = central_similarity_loss(model(x), labels[idx].to(device), centres)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total, n = total + loss.item(), n + 1
+        hist.loss.append(total / max(n, 1))
+        if val is not None and ((epoch + 1) % eval_every == 0 or epoch == epochs - 1):
+            m = mean_average_precision(encode(model, val[0]), encode(model, images), val[1], labels)
+            hist.val_epochs.append(epoch + 1)
+            hist.val_map.append(m)
+            if m > best:
+                best, best_state, hist.best_epoch = m, copy.deepcopy(model.state_dict()), epoch + 1
+        bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", val_map=f"{best:.3f}")
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return hist
+
+
+# ---------------------------------------------------------------- cached course checkpoint
+def cache_dir() -> Path:
+    """Where trained checkpoints are kept: ``$FGH_CACHE`` or ``~/.cache/fgh_tutorial``."""
+    return Path(os.environ.get("FGH_CACHE", Path.home() / ".cache" / "fgh_tutorial"))
+
+
+def _config(profile: Profile, bits: int) -> dict:
+    return {"profile": asdict(profile), "bits": bits, "loss": "central_similarity", "version": 1}
+
+
+def checkpoint_path(profile: Profile, bits: int) -> Path:
+    key = hashlib.sha1(json.dumps(_config(profile, bits), sort_keys=True).encode()).hexdigest()[:10]
+    return cache_dir() / f"{profile.name}-{profile.backbone}-{bits}bit-{key}.pt"
+
+
+def build_model(profile: Profile, bits: int) -> HashingModel:
+    return HashingModel(build_backbone(profile.backbone, pretrained=profile.pretrained), bits)
+
+
+def load_or_train(profile: Profile, bits: int, splits: dict, progress: bool = True, retrain: bool = False):
+    """The course model for ``profile`` and ``bits``: loaded from the cache when present, else
+    trained (deterministically under the profile's seed) and cached. ``splits`` maps
+    ``"train"`` and ``"val"`` to (images, labels) tensors. Returns (model, history)."""
+    path = checkpoint_path(profile, bits)
+    seed_everything(profile.seed, profile.threads)
+    model = build_model(profile, bits).to(profile.device)
+    if path.exists() and not retrain:
+        state = torch.load(path, map_location=profile.device, weights_only=False)
+        model.load_state_dict(state["model"])
+        return model.eval(), History(**state["history"])
+    hist = train_hashing(model, *splits["train"], epochs=profile.epochs, batch_size=profile.batch_size,
+                         lr=profile.lr, seed=profile.seed, val=splits.get("val"), progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "history": asdict(hist), "config": _config(profile, bits)}, tmp)
+    tmp.replace(path)  # atomic: an interrupted run never leaves a half-written checkpoint
+    return model.eval(), hist

@@ -1,0 +1,62 @@
+"""SynthBirds: determinism, protocol, masks and error messages."""
+import numpy as np
+import pytest
+import torch
+
+from fgh_tutorial.data import MASK_NAMES, NUM_CLASSES, SynthBirds, default_transform
+from fgh_tutorial.data.synthetic import ATTRIBUTES, attribute_differences, class_name, render
+
+
+def test_classes_cover_every_combination_of_four_parts():
+    assert len(ATTRIBUTES) >= 4 and NUM_CLASSES >= 50
+    names = {class_name(c) for c in range(NUM_CLASSES)}
+    assert len(names) == NUM_CLASSES
+    # every class has a neighbour that differs in exactly one part, for each part
+    for part in ATTRIBUTES:
+        assert any(attribute_differences(0, b) == [part] for b in range(NUM_CLASSES))
+
+
+def test_deterministic_and_split_independent():
+    a = SynthBirds("train", per_class=1, seed=3)
+    b = SynthBirds("train", per_class=1, seed=3)
+    for i in (0, 7, 53):
+        np.testing.assert_array_equal(a.render(i)[0], b.render(i)[0])
+    assert not np.array_equal(a.render(0)[0], SynthBirds("test", per_class=1, seed=3).render(0)[0])
+    assert not np.array_equal(a.render(0)[0], SynthBirds("train", per_class=1, seed=4).render(0)[0])
+
+
+def test_protocol_sizes_and_balance():
+    db, q = SynthBirds("train", per_class=3), SynthBirds("test", per_class=2)
+    assert len(db) == 3 * NUM_CLASSES and len(q) == 2 * NUM_CLASSES
+    assert np.bincount(db.targets).tolist() == [3] * NUM_CLASSES
+
+
+@pytest.mark.parametrize("size", [32, 64, 224])
+def test_masks_lie_on_the_bird(size):
+    ds = SynthBirds("val", per_class=1, image_size=size, return_masks=True)
+    x, y, masks = ds[5]
+    assert x.shape == (3, size, size) and masks.shape == (len(MASK_NAMES), size, size)
+    bird = masks[-1].bool()
+    for k in range(len(MASK_NAMES) - 1):
+        part = masks[k].bool()
+        assert part.any(), MASK_NAMES[k]
+        assert (part & bird).sum() >= 0.9 * part.sum()
+
+
+def test_transform_and_tensors():
+    ds = SynthBirds("test", per_class=1, image_size=64, transform=default_transform(48))
+    x, y = ds[0]
+    assert x.shape == (3, 48, 48) and x.dtype == torch.float32 and y == 0
+    images, labels = SynthBirds("test", per_class=1, image_size=32).tensors()
+    assert images.shape == (NUM_CLASSES, 3, 32, 32) and labels.tolist() == list(range(NUM_CLASSES))
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="split must be one of"):
+        SynthBirds("query")
+    with pytest.raises(ValueError, match="per_class"):
+        SynthBirds(per_class=0)
+    with pytest.raises(IndexError, match="out of range"):
+        SynthBirds(per_class=1)[NUM_CLASSES]
+    with pytest.raises(ValueError, match="at least 16"):
+        render(0, np.random.default_rng(0), size=8)
