@@ -222,3 +222,14 @@ def _masked_mean(values, mask):
     mask = np.broadcast_to(mask, values.shape)
     n = mask.sum(0)
     return np.divide((values * mask).sum(0), n, out=np.full(n.shape, np.nan), where=n > 0)
+
+
+def map_from_distances(distances, query_labels, db_labels) -> float:
+    """mAP@all of any real-valued distances (q x n), e.g. Euclidean distances of float
+    features; ties (rare for real values) are broken by lower database index."""
+    dist = np.asarray(distances, dtype=np.float64)
+    ql, dl = _labels(query_labels, "query_labels"), _labels(db_labels, "db_labels")
+    if dist.shape != (len(ql), len(dl)):
+        raise ValueError(f"distances must be (queries x database) = {(len(ql), len(dl))}, got {dist.shape}")
+    order = np.argsort(dist, axis=1, kind="stable")
+    return float(_ap_from_ranked(np.take_along_axis(_relevant(ql, dl), order, 1)).mean())

@@ -157,3 +157,12 @@ def test_string_labels():
     q, d, ql, dl = random_case(2, 6, 25, 10, 3)
     names = np.array(["wren", "tit", "finch"])
     assert metrics.mean_average_precision(q, d, names[ql], names[dl]) == metrics.mean_average_precision(q, d, ql, dl)
+
+
+def test_map_from_distances_equals_hamming_stable():
+    q, d, ql, dl = random_case(9, 6, 30, 10, 3)
+    dist = (q[:, None, :] != d[None]).sum(-1).astype(float)
+    assert math.isclose(metrics.map_from_distances(dist, ql, dl),
+                        metrics.mean_average_precision(q, d, ql, dl, ties="stable"))
+    with pytest.raises(ValueError, match="queries x database"):
+        metrics.map_from_distances(dist.T, ql, dl)

@@ -1,0 +1,38 @@
+# fgh_tutorial: `make run` runs the course, `make test` tests it, `make lab` opens it.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export FGH_CACHE ?= $(CURDIR)/build/cache
+export MPLBACKEND ?= Agg
+
+.PHONY: setup run test lab notebooks bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -c constraints.txt -e '.[dev,offline-weights,gradcam]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fgh_tutorial)"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m fgh_tutorial course --out build/course
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Re-execute the notebooks in place (refreshes their committed outputs).
+notebooks: $(STAMP)
+	$(PY) -c "import glob; from fgh_tutorial.course import execute_notebook; \
+	[print(n, round(execute_notebook(n, 'notebooks', html=False), 1), 's') for n in sorted(glob.glob('notebooks/[0-9][0-9]_*.ipynb'))]"
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf build

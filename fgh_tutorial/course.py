@@ -1,0 +1,74 @@
+"""Running the course headlessly and collecting each notebook's key numbers.
+
+A notebook calls ``record("01", map_48bit=0.34, ...)``; when ``$FGH_RECORD_DIR`` is set (as
+``run_course`` sets it) the values are written to ``<dir>/<notebook>.json``, else nothing
+happens. ``run_course`` executes the notebooks with nbclient, writes the executed notebooks
+and their HTML to an output folder and returns the records.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+
+def record(notebook: str, **values) -> dict:
+    """Store key numbers of a notebook for the course summary (no-op outside ``run_course``)."""
+    folder = os.environ.get("FGH_RECORD_DIR")
+    if folder:
+        path = Path(folder) / f"{notebook}.json"
+        old = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**old, **values}, indent=1, default=float))
+    return values
+
+
+def execute_notebook(path, out_dir, timeout: int = 1200, html: bool = True) -> float:
+    """Execute one notebook in its own folder; write ``<name>.ipynb`` (and ``<name>.html``) to
+    ``out_dir``. Returns the wall time in seconds."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    path, out_dir = Path(path), Path(out_dir)
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+                            store_widget_state=False, record_timing=False)
+    client.execute()
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, out_dir / path.name)
+    if html:
+        page, _ = HTMLExporter().from_notebook_node(nb)
+        (out_dir / path.with_suffix(".html").name).write_text(page, encoding="utf-8")
+    return seconds
+
+
+def run_course(notebooks, out_dir="build/course") -> dict:
+    """Execute ``notebooks`` in order; returns {notebook stem: {seconds, records...}}."""
+    out_dir = Path(out_dir)
+    records = out_dir / "records"
+    records.mkdir(parents=True, exist_ok=True)
+    for old in records.glob("*.json"):
+        old.unlink()
+    os.environ["FGH_RECORD_DIR"] = str(records.resolve())
+    summary = {}
+    for nb in notebooks:
+        print(f"running {nb} ...", flush=True)
+        seconds = execute_notebook(nb, out_dir)
+        summary[Path(nb).stem] = {"seconds": round(seconds, 1)}
+    for path in sorted(records.glob("*.json")):
+        key = next((k for k in summary if k.startswith(path.stem)), path.stem)
+        summary.setdefault(key, {}).update(json.loads(path.read_text()))
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    lines = []
+    for name, values in summary.items():
+        lines.append(f"{name}  ({values.get('seconds', '?')} s)")
+        for k, v in values.items():
+            if k != "seconds":
+                lines.append(f"    {k:<34} {v:.4g}" if isinstance(v, float) else f"    {k:<34} {v}")
+    return "\n".join(lines)

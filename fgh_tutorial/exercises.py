@@ -1,0 +1,87 @@
+"""Exercises at the end of each notebook, with checkers and reference solutions.
+
+In a notebook: write your function, then ``check("01.1", my_function)``. It prints ``correct``
+or raises an AssertionError that says which case failed. ``SOLUTIONS`` holds one reference
+answer per exercise; the test suite checks them, and that wrong answers fail.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .data.synthetic import CLASSES, NUM_CLASSES, PART_NAMES, attribute_differences
+
+
+def _random_codes(rng, n, bits):
+    return np.where(rng.random((n, bits)) < 0.5, -1, 1).astype(np.int8)
+
+
+def _check_one_part_pairs(fn):
+    for part in PART_NAMES:
+        want = sorted((a, b) for a in range(NUM_CLASSES) for b in range(a + 1, NUM_CLASSES)
+                      if attribute_differences(a, b) == [part])
+        got = sorted(tuple(sorted(p)) for p in fn(part))
+        assert got == want, f"pairs differing only in the {part}: expected {len(want)} pairs, got {len(got)}"
+
+
+def _check_hamming_from_dot(fn):
+    from .hamming import hamming_distances, pack_codes
+
+    rng = np.random.default_rng(0)
+    for bits in (1, 12, 48, 100):
+        q, d = _random_codes(rng, 5, bits), _random_codes(rng, 7, bits)
+        want = hamming_distances(pack_codes(q), pack_codes(d))
+        got = np.asarray(fn(q, d))
+        assert got.shape == want.shape, f"{bits} bits: shape {got.shape}, expected {want.shape}"
+        assert np.array_equal(got, want), f"{bits} bits: wrong distances"
+
+
+def _check_ap_one_query(fn):
+    from .metrics import average_precisions
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        q, d = _random_codes(rng, 1, 8), _random_codes(rng, 30, 8)
+        ql, dl = rng.integers(0, 3, 1), rng.integers(0, 3, 30)
+        want = average_precisions(q, d, ql, dl, ties="stable")[0]
+        got = float(fn(q[0], d, ql[0], dl))
+        assert abs(got - want) < 1e-9, f"AP {got:.6f}, expected {want:.6f} (ties broken by lower index)"
+
+
+CHECKS = {
+    "00.1": (_check_one_part_pairs, "part -> list of (class a, class b) that differ only in that part"),
+    "01.1": (_check_hamming_from_dot, "(query codes q x c, database codes n x c) -> q x n Hamming distances"),
+    "01.2": (_check_ap_one_query, "(query code, database codes, query label, database labels) -> stable AP"),
+}
+
+
+def check(exercise: str, answer) -> str:
+    """Run the checker of ``exercise`` on ``answer``; prints and returns 'correct'."""
+    if exercise not in CHECKS:
+        raise KeyError(f"no exercise {exercise!r}; there are {sorted(CHECKS)}")
+    CHECKS[exercise][0](answer)
+    print(f"exercise {exercise}: correct")
+    return "correct"
+
+
+# ---------------------------------------------------------------- reference solutions
+def _one_part_pairs(part):
+    k = PART_NAMES.index(part)
+    return [(a, b) for a in range(NUM_CLASSES) for b in range(a + 1, NUM_CLASSES)
+            if sum(x != y for x, y in zip(CLASSES[a], CLASSES[b])) == 1 and CLASSES[a][k] != CLASSES[b][k]]
+
+
+def _hamming_from_dot(q, d):
+    q, d = np.asarray(q, np.int64), np.asarray(d, np.int64)
+    return (q.shape[1] - q @ d.T) // 2
+
+
+def _ap_one_query(q, d, ql, dl):
+    dist = (len(q) - np.asarray(d, np.int64) @ np.asarray(q, np.int64)) // 2
+    rel = (np.asarray(dl) == ql)[np.argsort(dist, kind="stable")]
+    if not rel.any():
+        return 0.0
+    hits = np.cumsum(rel)
+    return float(np.mean(hits[rel] / (np.flatnonzero(rel) + 1)))
+
+
+SOLUTIONS = {"00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query}

@@ -1,0 +1,133 @@
+"""Pure figure functions: data in, matplotlib Figure out. Nothing here reads global state,
+so notebooks, widgets and tests all call the same code."""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+PART_COLOURS = {"beak": (1.0, 0.85, 0.0), "eye": (0.0, 0.9, 1.0), "wing": (1.0, 0.2, 0.6), "tail": (0.3, 1.0, 0.3)}
+
+
+def _figure(width, height) -> Figure:
+    # Figure objects (not pyplot) keep these functions free of global state; Jupyter shows
+    # a returned Figure through its PNG repr.
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def image_grid(images, titles=None, ncols: int = 8, borders=None, size: float = 1.3, suptitle=None) -> Figure:
+    """Images (N, H, W, 3) uint8 in a grid; ``borders`` is a colour (or None) per image."""
+    images = np.asarray(images)
+    n = len(images)
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig = _figure(size * ncols, size * nrows + (0.3 if suptitle else 0))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for i, ax in enumerate(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(images[i])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7)
+        colour = borders[i] if borders is not None else None
+        for spine in ax.spines.values():
+            spine.set_visible(colour is not None)
+            if colour is not None:
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(3)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def overlay_masks(image, masks, names, alpha: float = 0.55) -> np.ndarray:
+    """The image with each part mask tinted in its colour (``PART_COLOURS``); uint8 HxWx3."""
+    out = np.asarray(image, dtype=np.float32) / 255
+    for mask, name in zip(masks, names):
+        if name in PART_COLOURS:
+            m = np.asarray(mask, bool)[..., None]
+            out = np.where(m, (1 - alpha) * out + alpha * np.array(PART_COLOURS[name]), out)
+    return (out * 255).round().astype(np.uint8)
+
+
+def part_legend(fig: Figure) -> Figure:
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=c, label=n) for n, c in PART_COLOURS.items()],
+               loc="outside lower center", ncols=len(PART_COLOURS), fontsize=8, frameon=False)
+    return fig
+
+
+def pr_figure(curves: dict) -> Figure:
+    """Precision-recall curves by Hamming radius: ``{name: (radius, precision, recall)}``."""
+    fig = _figure(4.5, 3.6)
+    ax = fig.subplots()
+    for name, (_, prec, rec) in curves.items():
+        ax.plot(rec, prec, marker=".", label=name)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("precision-recall within Hamming radius r")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def grouped_bars(values: dict, groups: list, ylabel: str, title: str = "", chance: float | None = None) -> Figure:
+    """Bars per group for each series: ``values = {series: [v per group]}``."""
+    fig = _figure(1.2 + 1.1 * len(groups) * max(1, len(values)) / 2, 3.4)
+    ax = fig.subplots()
+    width = 0.8 / len(values)
+    x = np.arange(len(groups))
+    for i, (name, vals) in enumerate(values.items()):
+        bars = ax.bar(x + (i - (len(values) - 1) / 2) * width, vals, width, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=6, padding=1)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax.set_xticks(x, groups, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def tie_figure(counts_per_distance: np.ndarray, bits: int) -> Figure:
+    """How many database items a query finds at each Hamming distance (mean over queries)."""
+    fig = _figure(4.5, 3.0)
+    ax = fig.subplots()
+    ax.bar(np.arange(bits + 1), counts_per_distance, color="tab:purple")
+    ax.set_xlabel("Hamming distance to the query")
+    ax.set_ylabel("database items (mean per query)")
+    ax.set_title(f"{bits} bits: only {bits + 1} distances, so ranks tie", fontsize=10)
+    return fig
+
+
+def bit_balance_figure(codes) -> Figure:
+    """Share of +1 per bit: a good code uses every bit about half the time."""
+    codes = np.asarray(codes)
+    fig = _figure(4.5, 2.6)
+    ax = fig.subplots()
+    ax.bar(np.arange(codes.shape[1]), (codes > 0).mean(0), color="tab:green")
+    ax.axhline(0.5, color="grey", ls="--", lw=1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("bit")
+    ax.set_ylabel("share of +1")
+    return fig
+
+
+def line_figure(xs, series: dict, xlabel: str, ylabel: str, title: str = "") -> Figure:
+    fig = _figure(4.5, 3.0)
+    ax = fig.subplots()
+    for name, ys in series.items():
+        ax.plot(xs[name] if isinstance(xs, dict) else xs, ys, marker=".", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+__all__ = ["PART_COLOURS", "bit_balance_figure", "grouped_bars", "image_grid", "line_figure", "overlay_masks",
+           "part_legend", "pr_figure", "tie_figure"]

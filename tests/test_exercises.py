@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+from fgh_tutorial.exercises import CHECKS, SOLUTIONS, check
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_reference_solutions_pass(name):
+    assert check(name, SOLUTIONS[name]) == "correct"
+
+
+@pytest.mark.parametrize("name, wrong", [
+    ("00.1", lambda part: []),
+    ("01.1", lambda q, d: np.asarray(q) @ np.asarray(d).T),
+    ("01.2", lambda q, d, ql, dl: 0.5),
+])
+def test_wrong_answers_fail(name, wrong):
+    with pytest.raises(AssertionError):
+        check(name, wrong)
+
+
+def test_unknown_exercise():
+    with pytest.raises(KeyError, match="no exercise"):
+        check("99.9", SOLUTIONS["01.1"])
