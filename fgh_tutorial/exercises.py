@@ -47,10 +47,23 @@ def _check_ap_one_query(fn):
         assert abs(got - want) < 1e-9, f"AP {got:.6f}, expected {want:.6f} (ties broken by lower index)"
 
 
+def _check_topk_numpy(fn):
+    from .hamming import hamming_topk, pack_codes
+
+    rng = np.random.default_rng(2)
+    for bits, k in ((12, 10), (64, 5), (100, 40)):
+        q, d = pack_codes(_random_codes(rng, 4, bits)), pack_codes(_random_codes(rng, 30, bits))
+        want = hamming_topk(q, d, k)
+        got = fn(q, d, k)
+        assert np.array_equal(np.asarray(got[0]), want[0]), f"{bits} bits, k={k}: wrong distances"
+        assert np.array_equal(np.asarray(got[1]), want[1]), f"{bits} bits, k={k}: wrong indices (ties by lower index?)"
+
+
 CHECKS = {
     "00.1": (_check_one_part_pairs, "part -> list of (class a, class b) that differ only in that part"),
     "01.1": (_check_hamming_from_dot, "(query codes q x c, database codes n x c) -> q x n Hamming distances"),
     "01.2": (_check_ap_one_query, "(query code, database codes, query label, database labels) -> stable AP"),
+    "06.1": (_check_topk_numpy, "(query words, database words, k) -> (distances, indices) like hamming_topk"),
 }
 
 
@@ -84,4 +97,10 @@ def _ap_one_query(q, d, ql, dl):
     return float(np.mean(hits[rel] / (np.flatnonzero(rel) + 1)))
 
 
-SOLUTIONS = {"00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query}
+def _topk_numpy(q_words, db_words, k):
+    dist = np.bitwise_count(q_words[:, None, :] ^ db_words[None, :, :]).sum(-1)
+    idx = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(dist, idx, 1), idx
+
+
+SOLUTIONS = {"00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query, "06.1": _topk_numpy}

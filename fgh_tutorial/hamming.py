@@ -71,33 +71,84 @@ def hamming_distances(query_words, db_words) -> np.ndarray:
     return out
 
 
-def _chunk_rows(n_db: int, budget_bytes: int = 64 << 20) -> int:
-    return max(1, budget_bytes // max(1, 8 * n_db))
-
-
-def hamming_topk(query_words, db_words, k: int, chunk: int | None = None):
-    """The k nearest database codes of every query.
-
-    Returns ``(distances, indices)``, both (q x min(k, n)), sorted by distance, ties broken by
-    the lower database index. Memory is bounded by scanning the queries in chunks.
-    """
+def _pair(query_words, db_words):
     q = _check_words(query_words, "query_words")
     d = _check_words(db_words, "db_words")
-    if k < 1:
+    if q.shape[1] != d.shape[1]:
+        raise ValueError(f"query and database codes have {q.shape[1]} and {d.shape[1]} words per code")
+    return np.ascontiguousarray(q), np.ascontiguousarray(d)
+
+
+def hamming_topk(query_words, db_words, k: int, db_columns=None):
+    """The k nearest database codes of every query.
+
+    Returns ``(distances int32, indices int64)``, both (q x min(k, n)), sorted by distance, ties
+    broken by the lower database index. One compiled pass over the database with a threshold
+    select (distances are small integers), parallel over blocks of queries. ``db_columns``,
+    the database word-major (``database_columns(db_words)``), saves a transpose per call.
+    """
+    from . import kernels
+
+    q, d = _pair(query_words, db_words)
+    if int(k) < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    k = min(k, d.shape[0])
-    dist_out = np.empty((q.shape[0], k), dtype=np.int32)
-    idx_out = np.empty((q.shape[0], k), dtype=np.int64)
-    if k == 0:
-        return dist_out, idx_out
-    step = chunk or _chunk_rows(d.shape[0])
-    order = np.arange(d.shape[0], dtype=np.int64)
-    for s in range(0, q.shape[0], step):
-        dist = hamming_distances(q[s:s + step], d).astype(np.int64)
-        key = dist * d.shape[0] + order  # distance first, then index: a strict total order
-        part = np.argpartition(key, k - 1, axis=1)[:, :k] if k < d.shape[0] else np.tile(order, (len(key), 1))
-        part_keys = np.take_along_axis(key, part, 1)
-        top = np.take_along_axis(part, np.argsort(part_keys, axis=1), 1)
-        idx_out[s:s + step] = top
-        dist_out[s:s + step] = np.take_along_axis(dist, top, 1)
-    return dist_out, idx_out
+    k = min(int(k), d.shape[0])
+    dist = np.empty((q.shape[0], k), dtype=np.int32)
+    idx = np.empty((q.shape[0], k), dtype=np.int64)
+    if k > 0 and q.shape[0] > 0:
+        bits = WORD_BITS * q.shape[1]
+        cols = database_columns(d) if db_columns is None else db_columns
+        kernels.topk(q, cols, k, bits, dist, idx, _scratch(bits))
+    return dist, idx
+
+
+def _scratch(bits):
+    """A dtype carrier for the kernels' distance buffers: uint8 while distances fit."""
+    return np.zeros(1, np.uint8 if bits < 256 else np.uint16)
+
+
+def database_columns(db_words) -> np.ndarray:
+    """Packed codes word-major (words x n), C-contiguous: each word of all codes in a row, the
+    layout the compiled scan reads with vector loads."""
+    return np.ascontiguousarray(_check_words(db_words, "db_words").T)
+
+
+def hamming_rank(query_words, db_words, out=None) -> np.ndarray:
+    """The whole database ranked for every query (q x n indices): a counting sort by distance,
+    ties by lower index. Indices are int32 while n < 2^31 (half the memory to write), else
+    int64; pass ``out`` (q x n, either type) to reuse one buffer across batches."""
+    from . import kernels
+
+    q, d = _pair(query_words, db_words)
+    shape = (q.shape[0], d.shape[0])
+    if out is None:
+        out = np.empty(shape, dtype=np.int32 if d.shape[0] < 2**31 else np.int64)
+    elif out.shape != shape or out.dtype not in (np.int32, np.int64):
+        raise ValueError(f"out must be an int32 or int64 array of shape {shape}, got {out.dtype} {out.shape}")
+    if out.size:
+        bits = WORD_BITS * q.shape[1]
+        kernels.rank(q, database_columns(d), bits, out, _scratch(bits))
+    return out
+
+
+def hamming_topk_torch(query_codes, db_codes, k: int, chunk: int = 4096):
+    """Top-k on a GPU (or CPU) with torch: d_H = (c - q.b) / 2 from one matrix product of +-1
+    codes (fp16 on CUDA: exact for c <= 2048), then ``topk`` on the key d * n + index, so ties
+    come out by lower index. Codes are +-1 tensors; returns (distances, indices) tensors."""
+    import torch
+
+    q, d = torch.as_tensor(query_codes), torch.as_tensor(db_codes)
+    if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
+        raise ValueError(f"codes must be (q x c) and (n x c), got {tuple(q.shape)} and {tuple(d.shape)}")
+    k = min(int(k), d.shape[0])
+    dtype = torch.float16 if d.is_cuda else torch.float32
+    q, d = q.to(d.device, dtype), d.to(dtype)
+    index = torch.arange(d.shape[0], device=d.device, dtype=torch.int64)
+    dists, idxs = [], []
+    for s in range(0, q.shape[0], chunk):
+        ham = ((q.shape[1] - q[s:s + chunk] @ d.T) * 0.5).round().to(torch.int64)
+        key = ham * d.shape[0] + index
+        top = torch.topk(key, k, dim=1, largest=False, sorted=True).values
+        dists.append(top // d.shape[0])
+        idxs.append(top % d.shape[0])
+    return torch.cat(dists), torch.cat(idxs)

@@ -131,3 +131,28 @@ def line_figure(xs, series: dict, xlabel: str, ylabel: str, title: str = "") -> 
 
 __all__ = ["PART_COLOURS", "bit_balance_figure", "grouped_bars", "image_grid", "line_figure", "overlay_masks",
            "part_legend", "pr_figure", "tie_figure"]
+
+
+def code_bits_figure(codes, names=None) -> Figure:
+    """+-1 codes as rows of squares (dark = +1), with each code's packed uint64 words in hex."""
+    from .hamming import pack_codes
+
+    codes = np.asarray(codes)
+    words = pack_codes(codes)
+    fig = _figure(0.16 * codes.shape[1] + 2.2, 0.45 * len(codes) + 0.6)
+    ax = fig.subplots()
+    ax.imshow(codes > 0, cmap="Greys", vmin=0, vmax=1, aspect="equal")
+    ax.set_yticks(range(len(codes)), [
+        f"{(names or [''] * len(codes))[i]} {' '.join(f'{int(w):#018x}' for w in words[i])}" for i in range(len(codes))
+    ], fontsize=7, family="monospace")
+    ax.set_xticks(range(0, codes.shape[1], 8))
+    ax.set_xlabel("bit j (word j // 64, position j % 64)")
+    return fig
+
+
+def log_log_figure(xs, series: dict, xlabel: str, ylabel: str, title: str = "") -> Figure:
+    fig = line_figure(xs, series, xlabel, ylabel, title)
+    ax = fig.axes[0]
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    return fig

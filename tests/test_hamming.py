@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fgh_tutorial.hamming import hamming_distances, hamming_topk, pack_codes, unpack_codes
+from fgh_tutorial.hamming import (hamming_distances, hamming_rank, hamming_topk, hamming_topk_torch, pack_codes,
+                                  unpack_codes)
 
 
 def signs(rng, n, bits):
@@ -29,12 +30,11 @@ def test_bit_layout():
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.integers(0, 10_000), st.integers(1, 12), st.integers(0, 60), st.integers(1, 130),
-       st.integers(1, 70), st.sampled_from([None, 1, 3]))
-def test_topk_matches_brute_force_with_ties(seed, n_query, n_db, bits, k, chunk):
+@given(st.integers(0, 10_000), st.integers(1, 12), st.integers(0, 60), st.integers(1, 130), st.integers(1, 70))
+def test_topk_matches_brute_force_with_ties(seed, n_query, n_db, bits, k):
     rng = np.random.default_rng(seed)
     q, d = signs(rng, n_query, bits), signs(rng, n_db, bits)
-    dist, idx = hamming_topk(pack_codes(q), pack_codes(d), k, chunk=chunk)
+    dist, idx = hamming_topk(pack_codes(q), pack_codes(d), k)
     kk = min(k, n_db)
     assert dist.shape == idx.shape == (n_query, kk)
     full = (q[:, None, :] != d[None]).sum(-1)
@@ -53,3 +53,39 @@ def test_bad_inputs():
         hamming_topk(np.ones((2, 1), np.uint64), np.ones((2, 2), np.uint64), 1)
     with pytest.raises(ValueError, match="k must be"):
         hamming_topk(np.ones((2, 1), np.uint64), np.ones((2, 1), np.uint64), 0)
+
+
+def brute_order(q, d):
+    full = (q[:, None, :] != d[None]).sum(-1)
+    return full, [sorted(range(len(d)), key=lambda j: (full[i, j], j)) for i in range(len(q))]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 6), st.integers(0, 50), st.integers(1, 140))
+def test_full_ranking_matches_brute_force(seed, n_query, n_db, bits):
+    rng = np.random.default_rng(seed)
+    q, d = signs(rng, n_query, bits), signs(rng, n_db, bits)
+    ranked = hamming_rank(pack_codes(q), pack_codes(d))
+    assert ranked.shape == (n_query, n_db)
+    _, want = brute_order(q, d)
+    assert [list(r) for r in ranked] == want
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(1, 50), st.integers(1, 70), st.integers(1, 60))
+def test_torch_topk_matches_packed(seed, n_query, n_db, bits, k):
+    import torch
+
+    rng = np.random.default_rng(seed)
+    q, d = signs(rng, n_query, bits), signs(rng, n_db, bits)
+    dist, idx = hamming_topk_torch(torch.tensor(q), torch.tensor(d), k, chunk=2)
+    want_d, want_i = hamming_topk(pack_codes(q), pack_codes(d), k)
+    assert np.array_equal(dist.numpy(), want_d) and np.array_equal(idx.numpy(), want_i)
+
+
+def test_empty_database_and_k_above_size():
+    q = pack_codes(np.ones((2, 8)))
+    dist, idx = hamming_topk(q, pack_codes(np.ones((0, 8))), 5)
+    assert dist.shape == idx.shape == (2, 0)
+    dist, idx = hamming_topk(q, pack_codes(np.ones((3, 8))), 10)
+    assert idx.tolist() == [[0, 1, 2]] * 2 and hamming_rank(q, pack_codes(np.ones((0, 8)))).shape == (2, 0)
