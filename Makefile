@@ -26,10 +26,12 @@ test: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
-# Re-execute the notebooks in place (refreshes their committed outputs).
+# Re-execute the notebooks in place (refreshes their committed outputs) and export the
+# README's figures (cells marked "# FIGURE name") to assets/.
 notebooks: $(STAMP)
-	$(PY) -c "import glob; from fgh_tutorial.course import execute_notebook; \
-	[print(n, round(execute_notebook(n, 'notebooks', html=False), 1), 's') for n in sorted(glob.glob('notebooks/[0-9][0-9]_*.ipynb'))]"
+	$(PY) -c "import glob; from fgh_tutorial.course import execute_notebook, export_figures; \
+	[print(n, round(execute_notebook(n, 'notebooks', html=False), 1), 's', export_figures(n)) \
+	 for n in sorted(glob.glob('notebooks/[0-9][0-9]_*.ipynb'))]"
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -72,3 +72,26 @@ def format_summary(summary: dict) -> str:
             if k != "seconds":
                 lines.append(f"    {k:<34} {v:.4g}" if isinstance(v, float) else f"    {k:<34} {v}")
     return "\n".join(lines)
+
+
+def export_figures(notebook, assets_dir="assets") -> list:
+    """Write the PNG output of every code cell marked ``# FIGURE <name>`` to
+    ``assets_dir/<name>.png`` (the README's figures come from the executed notebooks)."""
+    import base64
+
+    import nbformat
+
+    written = []
+    nb = nbformat.read(Path(notebook), as_version=4)
+    for cell in nb.cells:
+        first = cell.source.splitlines()[0] if cell.cell_type == "code" and cell.source else ""
+        if not first.startswith("# FIGURE "):
+            continue
+        png = next((o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})), None)
+        if png is None:
+            raise ValueError(f"{notebook}: the cell marked {first!r} has no PNG output; execute the notebook first")
+        path = Path(assets_dir) / f"{first.split()[2]}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(png))
+        written.append(path)
+    return written
