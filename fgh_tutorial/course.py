@@ -33,9 +33,12 @@ def execute_notebook(path, out_dir, timeout: int = 1200, html: bool = True) -> f
     path, out_dir = Path(path), Path(out_dir)
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
+    # Widget state is tracked while running (nbclient routes Output-widget messages through it)
+    # but not saved: committed notebooks carry no widget state.
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-                            store_widget_state=False, record_timing=False)
+                            store_widget_state=True, record_timing=False)
     client.execute()
+    nb.metadata.pop("widgets", None)
     seconds = time.perf_counter() - start
     nbformat.write(nb, out_dir / path.name)
     if html:

@@ -59,10 +59,39 @@ def _check_topk_numpy(fn):
         assert np.array_equal(np.asarray(got[1]), want[1]), f"{bits} bits, k={k}: wrong indices (ties by lower index?)"
 
 
+def _check_cam(fn):
+    import torch
+
+    from .cam import channel_mean_cam
+
+    g = torch.Generator().manual_seed(3)
+    for shape, size in (((2, 8, 4, 4), (16, 16)), ((1, 3, 5, 7), (20, 28))):
+        fmap = torch.randn(*shape, generator=g)
+        want = channel_mean_cam(fmap, size)
+        got = torch.as_tensor(fn(fmap, size))
+        assert tuple(got.shape) == tuple(want.shape), f"shape {tuple(got.shape)}, expected {tuple(want.shape)}"
+        assert torch.allclose(got.float(), want, atol=1e-4), "values differ from Eq. 3-4 (bilinear, align_corners=False)"
+
+
+def _check_erased_fraction(fn):
+    import torch
+
+    from .srem import srem_mask
+
+    g = torch.Generator().manual_seed(4)
+    for n, s in ((5, 3), (50, 2), (0, 4)):
+        att = torch.rand(3, 16, 16, generator=g)
+        want = 1 - srem_mask(att, n, s).mean((1, 2))
+        got = torch.as_tensor(fn(att, n, s), dtype=torch.float32)
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6), f"{n} regions of {s} px: wrong share"
+
+
 CHECKS = {
     "00.1": (_check_one_part_pairs, "part -> list of (class a, class b) that differ only in that part"),
     "01.1": (_check_hamming_from_dot, "(query codes q x c, database codes n x c) -> q x n Hamming distances"),
     "01.2": (_check_ap_one_query, "(query code, database codes, query label, database labels) -> stable AP"),
+    "02.1": (_check_cam, "(feature maps B x C x h x w, (H, W)) -> B x H x W maps in [0, 1]"),
+    "03.1": (_check_erased_fraction, "(attention B x H x W, num_regions, region_size) -> erased share per image"),
     "06.1": (_check_topk_numpy, "(query words, database words, k) -> (distances, indices) like hamming_topk"),
 }
 
@@ -103,4 +132,18 @@ def _topk_numpy(q_words, db_words, k):
     return np.take_along_axis(dist, idx, 1), idx
 
 
-SOLUTIONS = {"00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query, "06.1": _topk_numpy}
+def _my_cam(fmap, size):
+    import torch.nn.functional as F
+
+    a = F.interpolate(fmap.mean(1, keepdim=True), size=size, mode="bilinear", align_corners=False)[:, 0]
+    low, high = a.amin((1, 2), keepdim=True), a.amax((1, 2), keepdim=True)
+    return (a - low) / (high - low + 1e-8)
+
+
+def _erased_fraction(attention, num_regions, region_size):
+    from .srem import srem_mask
+
+    return 1 - srem_mask(attention, num_regions, region_size).mean((1, 2))
+
+
+SOLUTIONS = {"03.1": _erased_fraction, "02.1": _my_cam, "00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query, "06.1": _topk_numpy}

@@ -51,18 +51,25 @@ def augment(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.0)
 
 def train_hashing(model: HashingModel, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
                   batch_size: int = 64, lr: float = 3e-3, seed: int = 0, val=None, eval_every: int = 2,
-                  max_shift: float = 0.0, progress: bool = True) -> History:
+                  max_shift: float = 0.0, erase=None, schedule: str = "onecycle", progress: bool = True) -> History:
     """Train ``model`` with the central-similarity loss on (images, labels).
 
     ``val = (val_images, val_labels)`` enables model selection: the database codes are the
     model's codes of ``images``; the best epoch's weights are restored at the end.
+    ``erase(model, x) -> (x_erased, mask)`` (e.g. ``srem.SREM``) adds an erased copy of every
+    batch with the same labels: the erased image must still hash to its class's centre.
+    ``schedule``: "onecycle" (warm-up then annealing, for training from scratch) or "constant"
+    (for fine-tuning a trained model, which a warm-up to a high rate would undo).
     """
+    if schedule not in ("onecycle", "constant"):
+        raise ValueError(f"schedule must be 'onecycle' or 'constant', got {schedule!r}")
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     centres = hash_centres(int(labels.max()) + 1, model.bits, seed).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     steps = epochs * max(1, len(images) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps) if schedule == "onecycle"
+             else torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0))
     hist, best_state, best = History(), None, -1.0
     bar = tqdm(range(epochs), desc="training", disable=not progress)
     for epoch in bar:
@@ -71,8 +78,10 @@ def train_hashing(model: HashingModel, images: torch.Tensor, labels: torch.Tenso
         total, n = 0.0, 0
         for s in range(0, len(order) - batch_size + 1, batch_size):
             idx = order[s:s + batch_size]
-            x = augment(images[idx], g, max_shift).to(device)
-            loss = central_similarity_loss(model(x), labels[idx].to(device), centres)
+            x, y = augment(images[idx], g, max_shift).to(device), labels[idx].to(device)
+            if erase is not None:
+                x, y = torch.cat([x, erase(model, x)[0]]), torch.cat([y, y])
+            loss = central_similarity_loss(model(x), y, centres)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

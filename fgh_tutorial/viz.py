@@ -156,3 +156,23 @@ def log_log_figure(xs, series: dict, xlabel: str, ylabel: str, title: str = "") 
     ax.set_xscale("log")
     ax.set_yscale("log")
     return fig
+
+
+def cam_overlay(image, cam, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """An attention map in [0, 1] blended over a uint8 image: (1 - alpha) x + alpha colour(A)."""
+    from matplotlib import colormaps
+
+    heat = colormaps[cmap](np.clip(np.asarray(cam, np.float32), 0, 1))[..., :3]
+    out = (1 - alpha) * np.asarray(image, np.float32) / 255 + alpha * heat
+    return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+
+def cam_figure(image, cams: dict, alpha: float = 0.5, title: str = "", masks=None, mask_names=None) -> Figure:
+    """The image (with its part masks, if given) and one overlay per entry of ``cams``."""
+    panels = [np.asarray(image) if masks is None else overlay_masks(image, masks, mask_names)]
+    titles = ["image" if masks is None else "parts"]
+    for name, cam in cams.items():
+        panels.append(cam_overlay(image, cam, alpha))
+        titles.append(name)
+    fig = image_grid(np.stack(panels), titles=titles, ncols=len(panels), size=1.6, suptitle=title or None)
+    return fig
