@@ -8,13 +8,12 @@ from .heads import binarize
 
 
 def _batches(images, batch_size):
-    if isinstance(images, torch.utils.data.Dataset) and not isinstance(images, torch.Tensor):
-        loader = torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False)
-        for batch in loader:
-            yield batch[0]
-    else:
+    if isinstance(images, torch.Tensor):
         for s in range(0, len(images), batch_size):
             yield images[s:s + batch_size]
+    else:  # any Dataset of (x, y)
+        for batch in torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False):
+            yield batch[0]
 
 
 @torch.no_grad()

@@ -29,6 +29,8 @@ class Profile:
     seed: int = 0
     threads: int | None = None  # CPU threads; fixed in the cpu profile so results repeat exactly
     device: str = "cpu"
+    data_root: str | None = None  # a real dataset's folder ($FGH_DATA)
+    val_fraction: float = 0.1  # real datasets: share of the train split held out for model selection
 
 
 PROFILES = {
@@ -44,6 +46,7 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     name = name or os.environ.get("FGH_PROFILE", "cpu")
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} (FGH_PROFILE)")
+    overrides.setdefault("data_root", os.environ.get("FGH_DATA"))
     return replace(PROFILES[name], **overrides)
 
 

@@ -49,10 +49,25 @@ def augment(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.0)
     return padded[:, :, dy:dy + h, dx:dx + w]
 
 
-def train_hashing(model: HashingModel, images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
+def _batches(images, labels, batch_size, generator, workers):
+    """Shuffled (x, y) batches of a tensor pair or of a Dataset of (x, y); the last partial
+    batch is dropped (batch-norm needs more than one sample)."""
+    if isinstance(images, torch.Tensor):
+        order = torch.randperm(len(images), generator=generator)
+        for s in range(0, len(order) - batch_size + 1, batch_size):
+            idx = order[s:s + batch_size]
+            yield images[idx], labels[idx]
+    else:
+        yield from torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=True, generator=generator,
+                                               drop_last=True, num_workers=workers)
+
+
+def train_hashing(model: HashingModel, images, labels: torch.Tensor, *, epochs: int,
                   batch_size: int = 64, lr: float = 3e-3, seed: int = 0, val=None, eval_every: int = 2,
-                  max_shift: float = 0.0, erase=None, schedule: str = "onecycle", progress: bool = True) -> History:
-    """Train ``model`` with the central-similarity loss on (images, labels).
+                  max_shift: float = 0.0, erase=None, schedule: str = "onecycle", workers: int = 0,
+                  progress: bool = True) -> History:
+    """Train ``model`` with the central-similarity loss on (images, labels); ``images`` is a
+    tensor (N, 3, H, W) or a Dataset of (x, y) pairs whose labels are ``labels``.
 
     ``val = (val_images, val_labels)`` enables model selection: the database codes are the
     model's codes of ``images``; the best epoch's weights are restored at the end.
@@ -74,11 +89,9 @@ def train_hashing(model: HashingModel, images: torch.Tensor, labels: torch.Tenso
     bar = tqdm(range(epochs), desc="training", disable=not progress)
     for epoch in bar:
         model.train()
-        order = torch.randperm(len(images), generator=g)
         total, n = 0.0, 0
-        for s in range(0, len(order) - batch_size + 1, batch_size):
-            idx = order[s:s + batch_size]
-            x, y = augment(images[idx], g, max_shift).to(device), labels[idx].to(device)
+        for x, y in _batches(images, labels, batch_size, g, workers):
+            x, y = augment(x, g, max_shift).to(device), torch.as_tensor(y).to(device)
             if erase is not None:
                 x, y = torch.cat([x, erase(model, x)[0]]), torch.cat([y, y])
             loss = central_similarity_loss(model(x), y, centres)

@@ -181,3 +181,56 @@ def test_extract_refuses_escaping_paths(tmp_path):
     make_tgz(tmp_path / "evil.tgz", {"../escape.txt": b"x"})
     with pytest.raises(RuntimeError, match="outside"):
         extract(tmp_path / "evil.tgz", tmp_path / "out")
+
+
+def test_course_splits_on_a_real_layout_train_from_datasets(tmp_path):
+    """The gpu profile's data path (a real dataset as Datasets) at CPU scale: splits, training
+    from a DataLoader, and encoding."""
+    import torch
+
+    from fgh_tutorial.data import course_splits
+    from fgh_tutorial.encode import encode
+    from fgh_tutorial.profiles import get_profile
+    from fgh_tutorial.train import build_model, train_hashing
+
+    fake_caltech(tmp_path / "CUB_200_2011", n_classes=3, per_class=8)
+    profile = get_profile("gpu", data_root=str(tmp_path), image_size=32, backbone="minires", pretrained=False,
+                          device="cpu", val_fraction=0.25)
+    splits = course_splits(profile)
+    (train, train_y), (val, val_y), (test, test_y) = splits["train"], splits["val"], splits["test"]
+    assert len(train) + len(val) == 12 and len(test) == 12 and len(val) == 3
+    assert not set(train.indices) & set(val.indices)
+    model = build_model(profile, 8)
+    hist = train_hashing(model, train, train_y, epochs=2, batch_size=4, val=(val, val_y), progress=False)
+    assert len(hist.loss) == 2 and len(hist.val_map) == 1
+    assert encode(model, test).shape == (12, 8)
+    with pytest.raises(DatasetNotFound, match="FGH_DATA"):
+        course_splits(get_profile("gpu", data_root=None))
+
+
+def test_aircraft_and_food101_through_torchvision(tmp_path):
+    import json
+
+    data = tmp_path / "fgvc-aircraft-2013b" / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "variants.txt").write_text("707-320\nA300B4\n")
+    (data / "images_variant_trainval.txt").write_text("0001 707-320\n0002 A300B4\n")
+    (data / "images_variant_test.txt").write_text("0003 A300B4\n")
+    for i in ("0001", "0002", "0003"):
+        jpg(data / "images" / f"{i}.jpg")
+    air = load_dataset("aircraft", tmp_path, "train")
+    assert len(air) == 2 and list(air._labels) == [0, 1]
+    assert len(load_dataset("aircraft", tmp_path, "test")) == 1
+
+    food = tmp_path / "food-101"
+    (food / "meta").mkdir(parents=True)
+    (food / "meta" / "train.json").write_text(json.dumps({"pho": ["pho/1"], "ramen": ["ramen/2", "ramen/3"]}))
+    (food / "meta" / "test.json").write_text(json.dumps({"pho": ["pho/4"], "ramen": ["ramen/5"]}))
+    for rel in ("pho/1", "ramen/2", "ramen/3", "pho/4"):
+        jpg(food / "images" / f"{rel}.jpg")
+    train = load_dataset("food101", tmp_path, "train")
+    assert len(train) == 3 and train.classes == ["pho", "ramen"]
+    with pytest.raises(DatasetNotFound, match="missing .*ramen/5.jpg"):
+        load_dataset("food101", tmp_path, "test")
+    with pytest.raises(DatasetNotFound, match="Food-101.*download=True"):
+        load_dataset("food101", tmp_path / "nowhere", "test")

@@ -203,12 +203,14 @@ def fgvc_aircraft(root, split="train", transform=None, download=False):
     from torchvision.datasets import FGVCAircraft
 
     _check_split(split)
+    hint = f"Expected {Path(root) / 'fgvc-aircraft-2013b'}; pass download=True to fetch it."
     try:
-        return FGVCAircraft(str(root), split="trainval" if split == "train" else "test",
-                            annotation_level="variant", transform=transform, download=download)
-    except RuntimeError as err:
-        raise DatasetNotFound(f"FGVC-Aircraft: {err} Expected {Path(root) / 'fgvc-aircraft-2013b'}; "
-                              "pass download=True to fetch it.") from err
+        ds = FGVCAircraft(str(root), split="trainval" if split == "train" else "test",
+                          annotation_level="variant", transform=transform, download=download)
+    except (RuntimeError, FileNotFoundError) as err:
+        raise DatasetNotFound(f"FGVC-Aircraft: {err} {hint}") from err
+    _require(ds._image_files, "FGVC-Aircraft", hint)
+    return ds
 
 
 def food101(root, split="train", transform=None, download=False):
@@ -216,11 +218,13 @@ def food101(root, split="train", transform=None, download=False):
     from torchvision.datasets import Food101
 
     _check_split(split)
+    hint = f"Expected {Path(root) / 'food-101'} (meta/, images/); pass download=True to fetch it."
     try:
-        return Food101(str(root), split=split, transform=transform, download=download)
-    except RuntimeError as err:
-        raise DatasetNotFound(f"Food-101: {err} Expected {Path(root) / 'food-101'}; "
-                              "pass download=True to fetch it.") from err
+        ds = Food101(str(root), split=split, transform=transform, download=download)
+    except (RuntimeError, FileNotFoundError) as err:
+        raise DatasetNotFound(f"Food-101: {err} {hint}") from err
+    _require(ds._image_files, "Food-101", hint)
+    return ds
 
 
 # ---------------------------------------------------------------- a user's own folder
