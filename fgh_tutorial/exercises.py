@@ -86,12 +86,26 @@ def _check_erased_fraction(fn):
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6), f"{n} regions of {s} px: wrong share"
 
 
+def _check_exchange(fn):
+    import torch
+
+    from .exchange import exchange
+
+    g = torch.Generator().manual_seed(5)
+    for shape in ((3, 4, 5), (1, 2, 7)):
+        parts, anchors = torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)
+        mask = torch.rand(shape[:2], generator=g) < 0.5
+        got = torch.as_tensor(fn(parts, anchors, mask))
+        assert torch.equal(got, exchange(parts, anchors, mask)), "anchors where the mask is true, parts elsewhere"
+
+
 CHECKS = {
     "00.1": (_check_one_part_pairs, "part -> list of (class a, class b) that differ only in that part"),
     "01.1": (_check_hamming_from_dot, "(query codes q x c, database codes n x c) -> q x n Hamming distances"),
     "01.2": (_check_ap_one_query, "(query code, database codes, query label, database labels) -> stable AP"),
     "02.1": (_check_cam, "(feature maps B x C x h x w, (H, W)) -> B x H x W maps in [0, 1]"),
     "03.1": (_check_erased_fraction, "(attention B x H x W, num_regions, region_size) -> erased share per image"),
+    "04.1": (_check_exchange, "(parts B x M x D, anchors B x M x D, mask B x M) -> exchanged parts"),
     "06.1": (_check_topk_numpy, "(query words, database words, k) -> (distances, indices) like hamming_topk"),
 }
 
@@ -146,4 +160,8 @@ def _erased_fraction(attention, num_regions, region_size):
     return 1 - srem_mask(attention, num_regions, region_size).mean((1, 2))
 
 
-SOLUTIONS = {"03.1": _erased_fraction, "02.1": _my_cam, "00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query, "06.1": _topk_numpy}
+def _my_exchange(parts, anchors, mask):
+    return parts * ~mask[..., None] + anchors * mask[..., None]
+
+
+SOLUTIONS = {"04.1": _my_exchange, "03.1": _erased_fraction, "02.1": _my_cam, "00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query, "06.1": _topk_numpy}

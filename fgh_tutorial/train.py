@@ -65,7 +65,7 @@ def _batches(images, labels, batch_size, generator, workers):
 def train_hashing(model: HashingModel, images, labels: torch.Tensor, *, epochs: int,
                   batch_size: int = 64, lr: float = 3e-3, seed: int = 0, val=None, eval_every: int = 2,
                   max_shift: float = 0.0, erase=None, schedule: str = "onecycle", workers: int = 0,
-                  progress: bool = True) -> History:
+                  segments=None, progress: bool = True) -> History:
     """Train ``model`` with the central-similarity loss on (images, labels); ``images`` is a
     tensor (N, 3, H, W) or a Dataset of (x, y) pairs whose labels are ``labels``.
 
@@ -75,12 +75,20 @@ def train_hashing(model: HashingModel, images, labels: torch.Tensor, *, epochs: 
     batch with the same labels: the erased image must still hash to its class's centre.
     ``schedule``: "onecycle" (warm-up then annealing, for training from scratch) or "constant"
     (for fine-tuning a trained model, which a warm-up to a high rate would undo).
+    ``segments``: code lengths that split the model's output (e.g. (12, 24, 32, 48) for a
+    116-bit head): one backbone learns several code lengths at once, each segment with its own
+    hash centres. A model with ``takes_labels`` (ExchNet) gets the labels in its forward pass
+    and may add an ``aux_loss`` (its attention constraints).
     """
     if schedule not in ("onecycle", "constant"):
         raise ValueError(f"schedule must be 'onecycle' or 'constant', got {schedule!r}")
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
-    centres = hash_centres(int(labels.max()) + 1, model.bits, seed).to(device)
+    n_classes = int(labels.max()) + 1
+    segments = list(segments or [model.bits])
+    if sum(segments) != model.bits:
+        raise ValueError(f"segments {segments} must add up to the model's {model.bits} bits")
+    centres = [hash_centres(n_classes, b, seed + i).to(device) for i, b in enumerate(segments)]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     steps = epochs * max(1, len(images) // batch_size)
     sched = (torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps) if schedule == "onecycle"
@@ -94,7 +102,9 @@ def train_hashing(model: HashingModel, images, labels: torch.Tensor, *, epochs: 
             x, y = augment(x, g, max_shift).to(device), torch.as_tensor(y).to(device)
             if erase is not None:
                 x, y = torch.cat([x, erase(model, x)[0]]), torch.cat([y, y])
-            loss = central_similarity_loss(model(x), y, centres)
+            u = model(x, y) if getattr(model, "takes_labels", False) else model(x)
+            loss = sum(central_similarity_loss(part, y, c) for part, c in zip(u.split(segments, 1), centres)) / len(segments)
+            loss = loss + getattr(model, "aux_loss", 0.0)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
