@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .data import stack
 from .encode import encode
 from .heads import binarize
 from .losses import adsh_loss, esrl
@@ -120,7 +121,7 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     g = torch.Generator().manual_seed(cfg.seed)
     V = torch.where(torch.randn(n, model.bits, generator=g) >= 0, 1.0, -1.0).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=1e-5)
-    erase = SREM.for_image_size(images.shape[-1])
+    erase = SREM.for_image_size(stack(images, [0]).shape[-1])
     hist, start_it, start_epoch, state = AsymmetricHistory(), 0, 0, {"V": V}
     path = Path(checkpoint_dir) / "asymmetric.pt" if checkpoint_dir else None
     if path is not None and path.exists():
@@ -149,7 +150,7 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
             for s in range(0, max(1, m - cfg.batch_size + 1), cfg.batch_size):
                 pos = order[s:s + cfg.batch_size]
                 idx = state["sample"][pos]
-                x = augment(images[idx.cpu()], g).to(device)
+                x = augment(stack(images, idx.cpu()), g).to(device)
                 if amp:
                     x = x.to(memory_format=torch.channels_last)
                 ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()

@@ -1,0 +1,65 @@
+"""The command line end to end on the embedded data, and its error messages."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fgh_tutorial.cli import main
+from fgh_tutorial.data import SynthBirds
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, monkeypatch_module):
+    out = tmp_path_factory.mktemp("run") / "adsh12"
+    code = main(["train", "--dataset", "synthetic", "--bits", "12", "--method", "adsh", "--out", str(out),
+                 "--iterations", "1", "--samples", "256"])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    # a small profile so the end-to-end run takes seconds
+    from fgh_tutorial import profiles
+
+    small = profiles.PROFILES["cpu"].__class__(**{**profiles.PROFILES["cpu"].__dict__, "per_class": 6,
+                                                   "per_class_query": 2, "per_class_val": 1})
+    mp.setitem(profiles.PROFILES, "cpu", small)
+    yield mp
+    mp.undo()
+
+
+def test_train_writes_the_run(run):
+    for name in ("config.json", "model.pt", "db_codes.npy", "db_labels.npy", "metrics.json", "checkpoints/asymmetric.pt"):
+        assert (run / name).exists(), name
+    codes = np.load(run / "db_codes.npy")
+    assert codes.shape == (6 * 54, 12) and set(np.unique(codes)) <= {-1, 1}
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["map"] <= 1 and metrics["queries"] == 2 * 54
+
+
+def test_evaluate_and_query(run, capsys, tmp_path):
+    assert main(["evaluate", "--run", str(run)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["database_codes"] == "V" and out["bits"] == 12
+    assert main(["evaluate", "--run", str(run), "--encode-database"]) == 0
+    assert json.loads(capsys.readouterr().out)["database_codes"] == "network"
+    image, _ = SynthBirds("test", 1).render(0)
+    Image.fromarray(image).save(tmp_path / "bird.png")
+    assert main(["query", "--run", str(run), "--k", "3", str(tmp_path / "bird.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("bird.png") and len(lines) == 4 and "distance" in lines[1]
+
+
+def test_clear_errors(tmp_path, capsys):
+    assert main(["evaluate", "--run", str(tmp_path)]) == 2
+    assert "config.json is missing" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--dataset", "cub", "--out", str(tmp_path / "x")])
+    assert "needs --data" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--bits", "0", "--out", str(tmp_path / "x")])
+    assert main(["train", "--dataset", "cub", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "y")]) == 2
+    assert "CUB-200-2011: missing" in capsys.readouterr().err
