@@ -99,6 +99,22 @@ def _check_exchange(fn):
         assert torch.equal(got, exchange(parts, anchors, mask)), "anchors where the mask is true, parts elsewhere"
 
 
+def _check_ratio(fn):
+    import torch
+
+    from .losses import soft_similarity
+
+    g = torch.Generator().manual_seed(6)
+    for m, n, k in ((5, 30, 3), (40, 200, 7)):
+        ys, yd = torch.randint(0, k, (m,), generator=g), torch.randint(0, k, (n,), generator=g)
+        s = soft_similarity(ys, yd)
+        same = ys[:, None] == yd[None]
+        want = float(same.sum() / (~same).sum())
+        got = float(fn(ys, yd))
+        assert abs(got - want) < 1e-9, f"r = {got:.6f}, expected {want:.6f}"
+        assert torch.allclose(s[~same], torch.tensor(-want))
+
+
 CHECKS = {
     "00.1": (_check_one_part_pairs, "part -> list of (class a, class b) that differ only in that part"),
     "01.1": (_check_hamming_from_dot, "(query codes q x c, database codes n x c) -> q x n Hamming distances"),
@@ -106,6 +122,7 @@ CHECKS = {
     "02.1": (_check_cam, "(feature maps B x C x h x w, (H, W)) -> B x H x W maps in [0, 1]"),
     "03.1": (_check_erased_fraction, "(attention B x H x W, num_regions, region_size) -> erased share per image"),
     "04.1": (_check_exchange, "(parts B x M x D, anchors B x M x D, mask B x M) -> exchanged parts"),
+    "05.1": (_check_ratio, "(sample labels, database labels) -> r = #similar / #dissimilar pairs"),
     "06.1": (_check_topk_numpy, "(query words, database words, k) -> (distances, indices) like hamming_topk"),
 }
 
@@ -164,4 +181,12 @@ def _my_exchange(parts, anchors, mask):
     return parts * ~mask[..., None] + anchors * mask[..., None]
 
 
-SOLUTIONS = {"04.1": _my_exchange, "03.1": _erased_fraction, "02.1": _my_cam, "00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query, "06.1": _topk_numpy}
+def _ratio(sample_labels, db_labels):
+    import torch
+
+    k = int(max(sample_labels.max(), db_labels.max())) + 1
+    similar = (torch.bincount(sample_labels, minlength=k) * torch.bincount(db_labels, minlength=k)).sum()
+    return float(similar / (len(sample_labels) * len(db_labels) - similar))
+
+
+SOLUTIONS = {"05.1": _ratio, "04.1": _my_exchange, "03.1": _erased_fraction, "02.1": _my_cam, "00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query, "06.1": _topk_numpy}
