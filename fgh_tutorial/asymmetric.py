@@ -52,7 +52,8 @@ class AsymmetricConfig:
 @dataclass
 class AsymmetricHistory:
     loss: list = field(default_factory=list)  # mean loss per epoch
-    val_map: list = field(default_factory=list)  # per iteration, validation queries vs V
+    val_map: list = field(default_factory=list)  # per iteration, validation queries vs V (mean over segments)
+    best_iteration: int = -1
 
 
 def _uses(cfg, part):
@@ -97,16 +98,27 @@ def _positives(x, y, g):
 def _checkpoint(path, model, opt, state, hist, it, epoch, g):
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "V": state["V"], "U": state["U"],
-                "sample": state["sample"], "r": state["r"], "iteration": it, "epoch": epoch,
-                "generator": g.get_state(), "history": asdict(hist)}, tmp)
+                "sample": state["sample"], "r": state["r"], "best": state.get("best"), "iteration": it,
+                "epoch": epoch, "generator": g.get_state(), "history": asdict(hist)}, tmp)
     tmp.replace(path)
+
+
+def _select(model, state, hist, it, val, labels, cfg):
+    """Model selection on the validation queries: keep the weights and V of the best iteration."""
+    score = float(sum(evaluate_asymmetric(model, val[0], val[1], state["V"], labels, cfg.segments)) / len(cfg.segments))
+    hist.val_map.append(score)
+    if state.get("best") is None or score > state["best"]["score"]:
+        hist.best_iteration = it + 1
+        state["best"] = {"score": score, "V": state["V"].clone(),
+                         "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
 
 
 def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_dir=None, val=None,
                      stop_after_epochs: int | None = None, progress: bool = True):
     """Train ``model`` asymmetrically on the database (images, labels); returns (V, history).
 
-    ``val = (images, labels)``: validation queries ranked against V after every iteration.
+    ``val = (images, labels)``: validation queries ranked against V after every iteration; the
+    weights and V of the best iteration are restored at the end (never the query split).
     ``stop_after_epochs`` interrupts the run after that many epochs (to test resuming).
     """
     from .srem import SREM
@@ -130,6 +142,7 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
         opt.load_state_dict(saved["opt"])
         g.set_state(saved["generator"])
         state = {k: saved[k].to(device) for k in ("V", "U", "sample", "r")}
+        state["best"] = saved.get("best")
         hist = AsymmetricHistory(**saved["history"])
         start_it, start_epoch = saved["iteration"], saved["epoch"] + 1
     if path is not None:
@@ -164,13 +177,16 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
             if epoch == cfg.epochs - 1:  # fix the network, learn V
                 state["V"] = _update_segments(state, labels, cfg)
                 if val is not None:
-                    hist.val_map.append(evaluate_asymmetric(model, val[0], val[1], state["V"], labels, cfg.segments)[-1])
+                    _select(model, state, hist, it, val, labels, cfg)
             if path is not None:
                 _checkpoint(path, model, opt, state, hist, it, epoch, g)
             done += 1
             if stop_after_epochs is not None and done >= stop_after_epochs:
                 return state["V"], hist
         start_epoch = 0
+    if state.get("best") is not None:
+        model.load_state_dict(state["best"]["model"])
+        state["V"] = state["best"]["V"].to(device)
     return state["V"], hist
 
 

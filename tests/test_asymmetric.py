@@ -35,7 +35,7 @@ def test_learns_on_separable_data():
     cfg = AsymmetricConfig(segments=(8,), iterations=4, epochs=2, samples=64, batch_size=16, lr=0.05)
     net = model(8)
     V, hist = train_asymmetric(net, images, labels, cfg, val=(images[:16], labels[:16]), progress=False)
-    assert len(hist.val_map) == 4
+    assert len(hist.val_map) == 4 and hist.val_map[hist.best_iteration - 1] == max(hist.val_map)
     assert evaluate_asymmetric(net, images, labels, V, labels, cfg.segments)[0] > 0.5
 
 
@@ -43,11 +43,13 @@ def test_resume_reaches_the_same_state(tmp_path):
     images, labels = toy()
     cfg = AsymmetricConfig(segments=(8,), iterations=2, epochs=2, samples=48, batch_size=16, method="fcaenet")
     whole = model(8)
-    V_whole, h_whole = train_asymmetric(whole, images, labels, cfg, progress=False)
+    val = (images[:16], labels[:16])
+    V_whole, h_whole = train_asymmetric(whole, images, labels, cfg, val=val, progress=False)
     parted = model(8)
-    train_asymmetric(parted, images, labels, cfg, checkpoint_dir=tmp_path, stop_after_epochs=3, progress=False)
+    train_asymmetric(parted, images, labels, cfg, checkpoint_dir=tmp_path, val=val, stop_after_epochs=3, progress=False)
     resumed = model(8)  # a fresh process: only the checkpoint carries the state
-    V_res, h_res = train_asymmetric(resumed, images, labels, cfg, checkpoint_dir=tmp_path, progress=False)
+    V_res, h_res = train_asymmetric(resumed, images, labels, cfg, checkpoint_dir=tmp_path, val=val, progress=False)
+    assert h_whole.best_iteration == h_res.best_iteration and h_whole.val_map == pytest.approx(h_res.val_map)
     assert torch.equal(V_whole, V_res)
     assert h_whole.loss == pytest.approx(h_res.loss, rel=1e-6)
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
