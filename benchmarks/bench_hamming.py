@@ -10,7 +10,7 @@
 import argparse
 import numpy as np
 
-from fgh_tutorial.hamming import hamming_distances, hamming_rank, pack_codes
+from fgh_tutorial.hamming import hamming_distances, hamming_rank
 from fgh_tutorial.index import HammingIndex
 from fgh_tutorial.metrics import mean_average_precision
 from fgh_tutorial.timing import best_time

@@ -77,7 +77,7 @@ def _batch_loss(model, x, y, pos, sample, state, cfg, erase, labels, g):
         views.append(model(erase(model, x)[0]))
     loss = 0.0
     for view in views:
-        for k, (part, Vk) in enumerate(zip(_split(view, cfg.segments), _split(V, cfg.segments))):
+        for part, Vk in zip(_split(view, cfg.segments), _split(V, cfg.segments)):
             loss = loss + adsh_loss(part, Vk, S, Vk[rows], cfg.gamma) / len(cfg.segments)
     if _uses(cfg, "esrl"):
         u_pos = model(_positives(x, y, g))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -147,13 +148,11 @@ def _out_channels(module: nn.Module) -> int:
     return convs[-1].out_channels
 
 
-def part_assignments(maps, masks) -> "np.ndarray":
+def part_assignments(maps, masks) -> np.ndarray:
     """Which body region each part map lands on: for maps (N, M, H, W) and region masks
     (N, R, H, W) (e.g. beak, eye, wing, tail, rest of the bird, background), the region with the
     highest mean attention (energy per pixel, so a large background does not win by its size),
     (N, M) ints."""
-    import numpy as np
-
     maps, masks = np.asarray(maps, np.float64), np.asarray(masks, np.float64)
     energy = np.einsum("nmhw,nrhw->nmr", maps, masks)
     area = masks.sum((2, 3))[:, None, :]
@@ -164,8 +163,6 @@ def part_assignments(maps, masks) -> "np.ndarray":
 def part_consistency(assignments, labels) -> float:
     """Mean over classes and parts of the share of a class's images whose part i lands on the
     class's most common region for part i: 1 when part i means one body part per class."""
-    import numpy as np
-
     assignments, labels = np.asarray(assignments), np.asarray(labels)
     scores = []
     for c in np.unique(labels):

@@ -5,7 +5,6 @@ import http.server
 import io
 import tarfile
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,7 +185,6 @@ def test_extract_refuses_escaping_paths(tmp_path):
 def test_course_splits_on_a_real_layout_train_from_datasets(tmp_path):
     """The gpu profile's data path (a real dataset as Datasets) at CPU scale: splits, training
     from a DataLoader, and encoding."""
-    import torch
 
     from fgh_tutorial.data import course_splits
     from fgh_tutorial.encode import encode
@@ -197,7 +195,7 @@ def test_course_splits_on_a_real_layout_train_from_datasets(tmp_path):
     profile = get_profile("gpu", data_root=str(tmp_path), image_size=32, backbone="minires", pretrained=False,
                           device="cpu", val_fraction=0.25)
     splits = course_splits(profile)
-    (train, train_y), (val, val_y), (test, test_y) = splits["train"], splits["val"], splits["test"]
+    (train, train_y), (val, val_y), (test, _) = splits["train"], splits["val"], splits["test"]
     assert len(train) + len(val) == 12 and len(test) == 12 and len(val) == 3
     assert not set(train.indices) & set(val.indices)
     model = build_model(profile, 8)

@@ -1,6 +1,5 @@
 """Render functions headless, and the CAM explorer's wiring without a browser."""
 import numpy as np
-import pytest
 import torch
 from matplotlib.figure import Figure
 
