@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 from .data import stack
 from .encode import encode
 from .heads import binarize
-from .losses import adsh_loss, esrl
+from .losses import adsh_loss, esrl, soft_similarity
 from .metrics import mean_average_precision
 from .solver import similarity_ratio, update_database_codes
+from .srem import SREM
 from .train import augment
 
 METHODS = ("adsh", "adsh+srem", "adsh+esrl", "fcaenet")
@@ -66,9 +67,8 @@ def _split(u, segments):
 
 def _batch_loss(model, x, y, pos, sample, state, cfg, erase, labels, g):
     """ADSH loss per code segment, plus the erased view (SREM) and ESRL where the method says."""
-    V, r = state["V"], state["r"]
-    same = (y[:, None] == labels[None, :]).float()
-    S = same * (1 + r) - r if cfg.similarity == "soft" else 2 * same - 1
+    V = state["V"]
+    S = soft_similarity(y, labels, cfg.similarity, r=state["r"])  # r of the whole sample, not the batch
     u = model(x, y) if getattr(model, "takes_labels", False) else model(x)
     state["U"][pos] = u.detach().float()
     rows = sample[pos]
@@ -121,8 +121,6 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     weights and V of the best iteration are restored at the end (never the query split).
     ``stop_after_epochs`` interrupts the run after that many epochs (to test resuming).
     """
-    from .srem import SREM
-
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
     if sum(cfg.segments) != model.bits:

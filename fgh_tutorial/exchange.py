@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .heads import HashHead
+from .heads import HashHead, binarize
 
 
 def _pairwise_cos(x: torch.Tensor) -> torch.Tensor:
@@ -138,8 +138,6 @@ class ExchNet(nn.Module):
 
     @torch.no_grad()
     def encode(self, x):
-        from .heads import binarize
-
         return binarize(self(x))
 
 

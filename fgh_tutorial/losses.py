@@ -37,14 +37,17 @@ def central_similarity_loss(u: torch.Tensor, labels: torch.Tensor, centres: torc
 
 
 # ---------------------------------------------------------------- asymmetric hashing (ADSH)
-def soft_similarity(sample_labels: torch.Tensor, db_labels: torch.Tensor, similarity: str = "soft") -> torch.Tensor:
+def soft_similarity(sample_labels: torch.Tensor, db_labels: torch.Tensor, similarity: str = "soft",
+                    r=None) -> torch.Tensor:
     """S (m x n): 1 for the same class, -r otherwise ("soft", r = #similar / #dissimilar pairs,
-    0 when there is no dissimilar pair), or -1 otherwise ("hard")."""
+    0 when there is no dissimilar pair; pass ``r`` to use one computed over a larger sample),
+    or -1 otherwise ("hard")."""
     same = (sample_labels[:, None] == db_labels[None, :]).to(torch.float32)
     if similarity == "hard":
         return 2 * same - 1
-    dissimilar = (1 - same).sum()
-    r = same.sum() / dissimilar if dissimilar > 0 else same.new_zeros(())
+    if r is None:
+        dissimilar = (1 - same).sum()
+        r = same.sum() / dissimilar if dissimilar > 0 else same.new_zeros(())
     return same * (1 + r) - r
 
 

@@ -30,8 +30,8 @@ RUN_METHODS = ("adsh", "fcaenet", "exchnet")
 
 
 def _profile(config):
-    return get_profile(config["profile"], dataset=config["dataset"], data_root=config.get("data"),
-                       device=config.get("device") or get_profile(config["profile"]).device)
+    profile = get_profile(config["profile"], dataset=config["dataset"], data_root=config.get("data"))
+    return replace(profile, device=config.get("device") or profile.device)
 
 
 def _model(config, profile, n_classes):

@@ -88,10 +88,4 @@ def download_and_extract(url: str, root, filename: str, md5: str | None = None, 
     return root
 
 
-def clear_partial(root) -> None:
-    """Remove left-over ``.part`` files under ``root``."""
-    for p in Path(root).rglob("*.part"):
-        p.unlink()
-
-
-__all__ = ["ChecksumError", "download", "download_and_extract", "extract", "file_digest", "verify", "clear_partial"]
+__all__ = ["ChecksumError", "download", "download_and_extract", "extract", "file_digest", "verify"]
