@@ -6,14 +6,14 @@ STAMP  := $(VENV)/.installed
 export FGH_CACHE ?= $(CURDIR)/build/cache
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test lab notebooks bench clean
+.PHONY: setup run test lab explore screenshots notebooks bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -c constraints.txt -e '.[dev,offline-weights,gradcam]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev,offline-weights,gradcam,app]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fgh_tutorial)"
 	touch $(STAMP)
 
@@ -25,6 +25,15 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
+
+# The retrieval explorer as a web app on http://127.0.0.1:8866 (PORT=... to change it).
+PORT ?= 8866
+explore: $(STAMP)
+	$(VENV)/bin/voila app/explorer.ipynb --Voila.ip=127.0.0.1 --port=$(PORT)
+
+# The browser test of the explorer, writing its screenshots to assets/ (needs /usr/bin/chromium).
+screenshots: $(STAMP)
+	FGH_SCREENSHOTS=$(CURDIR)/assets FGH_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_browser.py
 
 # Re-execute the notebooks in place (refreshes their committed outputs) and export the
 # README's figures (cells marked "# FIGURE name") to assets/.

@@ -14,7 +14,8 @@ checkpoint in ``checkpoint_dir``: an interrupted run ends in the same state as a
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -22,7 +23,8 @@ from tqdm.auto import tqdm
 
 from .data import stack
 from .encode import encode
-from .heads import binarize
+from .exchange import ExchNet
+from .heads import HashingModel, binarize
 from .losses import adsh_loss, esrl, soft_similarity
 from .metrics import mean_average_precision
 from .solver import similarity_ratio, update_database_codes
@@ -30,6 +32,9 @@ from .srem import SREM
 from .train import augment
 
 METHODS = ("adsh", "adsh+srem", "adsh+esrl", "fcaenet")
+# The course's five systems (notebook 05, the explorer): name -> (training method, network).
+COURSE_METHODS = {"ADSH": ("adsh", "hashing"), "+SREM": ("adsh+srem", "hashing"), "+ESRL": ("adsh+esrl", "hashing"),
+                  "FCAENet": ("fcaenet", "hashing"), "ExchNet": ("adsh", "exchnet")}
 
 
 @dataclass
@@ -205,3 +210,29 @@ def evaluate_asymmetric(model, query_images, query_labels, V, db_labels, segment
                                           db_labels.cpu() if hasattr(db_labels, "cpu") else db_labels, ties=ties))
         start += b
     return out
+
+
+def method_model(arch: str, backbone, bits: int, n_classes: int):
+    """The network of a course system: ``"hashing"`` (backbone + hash layer) or ``"exchnet"``."""
+    if arch == "exchnet":
+        return ExchNet(backbone, bits, n_classes)
+    if arch == "hashing":
+        return HashingModel(backbone, bits)
+    raise ValueError(f"arch must be 'hashing' or 'exchnet', got {arch!r}")
+
+
+def train_methods(backbone, db, val, cfg: AsymmetricConfig, names=tuple(COURSE_METHODS), progress: bool = True) -> dict:
+    """Train each named course system (``COURSE_METHODS``) from a copy of ``backbone`` under the
+    same seed, on the same samples: {name: (model in eval mode, V, history)}."""
+    unknown = [n for n in names if n not in COURSE_METHODS]
+    if unknown:
+        raise ValueError(f"unknown system(s) {unknown}; choose from {list(COURSE_METHODS)}")
+    n_classes = int(torch.as_tensor(db[1]).max()) + 1
+    runs = {}
+    for name in names:
+        method, arch = COURSE_METHODS[name]
+        torch.manual_seed(cfg.seed)
+        model = method_model(arch, copy.deepcopy(backbone), sum(cfg.segments), n_classes)
+        V, hist = train_asymmetric(model, db[0], db[1], replace(cfg, method=method), val=val, progress=progress)
+        runs[name] = (model.eval(), V, hist)
+    return runs

@@ -115,6 +115,20 @@ def _check_ratio(fn):
         assert torch.allclose(s[~same], torch.tensor(-want))
 
 
+def _check_expected_precision(fn):
+    from .hamming import hamming_distances, pack_codes
+    from .metrics import precision_at_k
+
+    rng = np.random.default_rng(3)
+    for bits, k in ((4, 10), (8, 10), (12, 5), (12, 60)):
+        q, d = _random_codes(rng, 1, bits), _random_codes(rng, 50, bits)
+        ql, dl = rng.integers(0, 3, 1), rng.integers(0, 3, 50)
+        want = precision_at_k(q, d, ql, dl, k)
+        dist = hamming_distances(pack_codes(q), pack_codes(d))[0]
+        got = float(fn(dist, dl == ql[0], k))
+        assert abs(got - want) < 1e-9, f"{bits} bits, k={k}: expected P@k {want:.6f}, got {got:.6f}"
+
+
 CHECKS = {
     "00.1": (_check_one_part_pairs, "part -> list of (class a, class b) that differ only in that part"),
     "01.1": (_check_hamming_from_dot, "(query codes q x c, database codes n x c) -> q x n Hamming distances"),
@@ -124,6 +138,7 @@ CHECKS = {
     "04.1": (_check_exchange, "(parts B x M x D, anchors B x M x D, mask B x M) -> exchanged parts"),
     "05.1": (_check_ratio, "(sample labels, database labels) -> r = #similar / #dissimilar pairs"),
     "06.1": (_check_topk_numpy, "(query words, database words, k) -> (distances, indices) like hamming_topk"),
+    "07.1": (_check_expected_precision, "(distances n, relevant n bool, k) -> tie-aware precision@k of one query"),
 }
 
 
@@ -189,4 +204,14 @@ def _ratio(sample_labels, db_labels):
     return float(similar / (len(sample_labels) * len(db_labels) - similar))
 
 
-SOLUTIONS = {"05.1": _ratio, "04.1": _my_exchange, "03.1": _erased_fraction, "02.1": _my_cam, "00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query, "06.1": _topk_numpy}
+def _expected_precision(distances, relevant, k):
+    distances, relevant = np.asarray(distances), np.asarray(relevant, bool)
+    k = min(k, len(distances))
+    edge = np.sort(distances)[k - 1]  # the distance of the group that straddles position k
+    closer, tied = distances < edge, distances == edge
+    return (relevant[closer].sum() + (k - closer.sum()) * relevant[tied].mean()) / k
+
+
+SOLUTIONS = {"00.1": _one_part_pairs, "01.1": _hamming_from_dot, "01.2": _ap_one_query, "02.1": _my_cam,
+             "03.1": _erased_fraction, "04.1": _my_exchange, "05.1": _ratio, "06.1": _topk_numpy,
+             "07.1": _expected_precision}

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .asymmetric import AsymmetricConfig, train_asymmetric
+from .asymmetric import AsymmetricConfig, method_model, train_asymmetric
 from .backbones import build_backbone
 from .data import course_splits, default_transform
 from .encode import encode
-from .exchange import ExchNet
-from .heads import HashingModel, binarize
+from .heads import binarize
 from .metrics import mean_average_precision, precision_at_k
 from .profiles import get_profile, seed_everything
 
@@ -36,9 +35,7 @@ def _profile(config):
 
 def _model(config, profile, n_classes):
     backbone = build_backbone(profile.backbone, pretrained=profile.pretrained)
-    if config["method"] == "exchnet":
-        return ExchNet(backbone, config["bits"], n_classes)
-    return HashingModel(backbone, config["bits"])
+    return method_model("exchnet" if config["method"] == "exchnet" else "hashing", backbone, config["bits"], n_classes)
 
 
 def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profile="cpu", iterations=None,

@@ -31,15 +31,19 @@ def image_grid(images, titles=None, ncols: int = 8, borders=None, size: float = 
         ax.imshow(images[i])
         if titles is not None:
             ax.set_title(titles[i], fontsize=7)
-        colour = borders[i] if borders is not None else None
-        for spine in ax.spines.values():
-            spine.set_visible(colour is not None)
-            if colour is not None:
-                spine.set_edgecolor(colour)
-                spine.set_linewidth(3)
+        _frame(ax, borders[i] if borders is not None else None)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     return fig
+
+
+def _frame(ax, colour, width: float = 3) -> None:
+    """A coloured border around an image axis (none for ``colour=None``)."""
+    for spine in ax.spines.values():
+        spine.set_visible(colour is not None)
+        if colour is not None:
+            spine.set_edgecolor(colour)
+            spine.set_linewidth(width)
 
 
 def overlay_masks(image, masks, names, alpha: float = 0.55) -> np.ndarray:
@@ -129,8 +133,6 @@ def line_figure(xs, series: dict, xlabel: str, ylabel: str, title: str = "") -> 
     return fig
 
 
-__all__ = ["PART_COLOURS", "bit_balance_figure", "grouped_bars", "image_grid", "line_figure", "overlay_masks",
-           "part_legend", "pr_figure", "tie_figure"]
 
 
 def code_bits_figure(codes, names=None) -> Figure:
@@ -176,3 +178,90 @@ def cam_figure(image, cams: dict, alpha: float = 0.5, title: str = "", masks=Non
         titles.append(name)
     fig = image_grid(np.stack(panels), titles=titles, ncols=len(panels), size=1.6, suptitle=title or None)
     return fig
+
+
+# ---------------------------------------------------------------- the retrieval explorer
+CORRECT, WRONG, QUERY, UNKNOWN = "#1a9850", "#d73027", "#4575b4", "#969696"  # tile borders
+DIFFERING_BIT, SAME_BIT = "#762a83", "#e6e6e6"
+
+
+def retrieval_figure(query_image, images, hit, cams=None, title: str = "", size: float = 1.25) -> Figure:
+    """The query and its top-k in one row, each with its code underneath.
+
+    ``hit``: an ``explorer.Retrieval`` (ids, distances, labels, codes, query_code, correct).
+    Borders: blue the query; green a result of the query's class, red another class, grey when
+    the query's class is unknown (an uploaded image). Strips: the query's bits (dark = +1), and
+    for each result the bits that differ from the query (purple): their count is the distance.
+    ``cams`` (1 + k, H, W) in [0, 1] are blended over the tiles when given.
+    """
+    from matplotlib.colors import ListedColormap
+
+    tiles = [np.asarray(query_image)] + list(np.asarray(images))
+    if cams is not None:
+        tiles = [cam_overlay(t, c) for t, c in zip(tiles, cams)]
+    correct = hit.correct
+    colours = [QUERY] + ([UNKNOWN] * len(hit.ids) if correct is None else [CORRECT if c else WRONG for c in correct])
+    query_title = "query\n" + ("uploaded image" if hit.query_label is None else f"class {hit.query_label}")
+    titles = [query_title] + [f"{r + 1}. #{i} \u00b7 class {y}\nd = {d}"
+                              for r, (i, y, d) in enumerate(zip(hit.ids, hit.labels, hit.distances))]
+    strips = [(hit.query_code[None] > 0, "Greys")] + [(row[None], ListedColormap([SAME_BIT, DIFFERING_BIT]))
+                                                       for row in hit.differing]
+    n = len(tiles)
+    fig = _figure(size * n, size * 1.3 + (0.35 if title else 0.1))
+    grid = fig.add_gridspec(2, n, height_ratios=[1, 0.1])
+    for j in range(n):
+        ax = fig.add_subplot(grid[0, j])
+        ax.imshow(tiles[j])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(titles[j], fontsize=7)
+        _frame(ax, colours[j], 4)
+        strip = fig.add_subplot(grid[1, j])
+        strip.imshow(strips[j][0], cmap=strips[j][1], vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        strip.set_xticks([])
+        strip.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def retrieval_html(hit, class_names=None, query: str = "", system_map: float | None = None) -> str:
+    """The same retrieval as text: the query, its AP and precision, and one row per result
+    (database index, class, distance, same class or not), with data attributes to read back."""
+    from html import escape
+
+    def name(y):
+        return f"{y}" + (f" ({escape(class_names[y])})" if class_names is not None else "")
+
+    known = hit.query_label is not None
+    scores = (f"AP {hit.ap:.3f} (tie-aware) \u00b7 P@{len(hit.ids)} {hit.precision:.2f} (the results shown)"
+              if known else "class unknown: no AP or precision")
+    system = f" \u00b7 mAP of this system at {hit.bits} bits {system_map:.3f}" if system_map is not None else ""
+    rows = []
+    for r, (i, y, d) in enumerate(zip(hit.ids, hit.labels, hit.distances)):
+        ok = None if not known else bool(y == hit.query_label)
+        mark = "" if ok is None else (f'<span style="color:{CORRECT}">\u2713 same class</span>' if ok
+                                      else f'<span style="color:{WRONG}">\u2717 other class</span>')
+        rows.append(f'<tr class="fgh-hit" data-rank="{r + 1}" data-id="{i}" data-label="{y}" data-distance="{d}" '
+                    f'data-correct="{"" if ok is None else int(ok)}"><td>{r + 1}</td><td>#{i}</td><td>{name(y)}</td>'
+                    f"<td>{d}</td><td>{mark}</td></tr>")
+    label = "" if not known else f' data-query-label="{hit.query_label}"'
+    query_class = f" \u00b7 class {name(hit.query_label)}" if known else ""
+    head = "<tr><th>rank</th><th>database</th><th>class</th><th>distance</th><th></th></tr>"
+    return (f'<div class="fgh-summary" data-bits="{hit.bits}"{label}><p><b>{escape(query)}</b>'
+            f"{query_class}<br>{scores}{system}</p>"
+            f'<table class="fgh-hits" style="font-size:12px">{head}{"".join(rows)}</table></div>')
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """A figure as PNG bytes (for an image widget or a file)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+__all__ = ["CORRECT", "PART_COLOURS", "QUERY", "UNKNOWN", "WRONG", "bit_balance_figure", "cam_figure", "cam_overlay",
+           "code_bits_figure", "figure_png", "grouped_bars", "image_grid", "line_figure", "log_log_figure",
+           "overlay_masks", "part_legend", "pr_figure", "retrieval_figure", "retrieval_html", "tie_figure"]

@@ -64,3 +64,145 @@ class CamExplorer:
         from IPython.display import display
 
         display(self.widget())
+
+
+class RetrievalExplorer:
+    """Top-10 retrieval of a bundle of trained systems (``explorer.Bundle``).
+
+    Pick the query by its index, by class (the first query of that class), at random, or
+    upload an image; pick the system and the code length; toggle the CAM overlay. The grid
+    (``viz.retrieval_figure``) and the table (``viz.retrieval_html``) are re-rendered on every
+    change. Tests set widget values and read ``last_state`` / ``last_hit``.
+    """
+
+    def __init__(self, bundle, system: str | None = None, bits: int | None = None, index: int = 0,
+                 seed: int = 0, k: int = 10):
+        self.bundle, self.k = bundle, k
+        self.rng = np.random.default_rng(seed)
+        labels = np.asarray(bundle.query_labels)
+        self.first_of_class = {int(c): int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)}
+        self.class_names = _class_names(bundle)
+        system = system or next(iter(bundle.systems))
+        self.index = W.BoundedIntText(index, min=0, max=len(labels) - 1, description="query #")
+        self.species = W.Dropdown(options=[(f"{c}: {self.class_names[c]}", c) for c in self.first_of_class],
+                                  value=int(labels[index]), description="class")
+        self.random = W.Button(description="random query", icon="random")
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
+        self.system = W.Dropdown(options=list(bundle.systems), value=system, description="method")
+        lengths = bundle.systems[system].lengths
+        self.bits = W.ToggleButtons(options=lengths, value=bits or max(lengths), description="bits",
+                                    style={"button_width": "52px"})
+        self.cam = W.Checkbox(False, description="CAM overlay")
+        self.image = W.Image(format="png")
+        self.summary = W.HTML()
+        self.uploaded = None  # (name, uint8 image, tensor) while an uploaded image is the query
+        self.last_state = self.last_hit = self.last_figure = None
+        for w, css in ((self.index, "fgh-index"), (self.species, "fgh-class"), (self.random, "fgh-random"),
+                       (self.upload, "fgh-upload"), (self.system, "fgh-system"), (self.bits, "fgh-bits"),
+                       (self.cam, "fgh-cam"), (self.image, "fgh-grid"), (self.summary, "fgh-summary-box")):
+            w.add_class(css)
+        self._wire()
+        self.update()
+
+    # ------------------------------------------------------------ wiring
+    def _wire(self):
+        self.index.observe(lambda _: self._dataset_query(), names="value")
+        self.species.observe(lambda ch: self._pick_class(ch["new"]), names="value")
+        self.random.on_click(lambda _: self._random())
+        self.upload.observe(lambda ch: self._upload(ch["new"]), names="value")
+        self.system.observe(lambda ch: self._pick_system(ch["new"]), names="value")
+        for w in (self.bits, self.cam):
+            w.observe(lambda _: self.update(), names="value")
+
+    def _dataset_query(self):
+        self.uploaded = None
+        label = int(self.bundle.query_labels[self.index.value])
+        if self.species.value != label:
+            self.species.value = label  # its observer sees the index already in this class
+        self.update()
+
+    def _pick_class(self, label):
+        if self.uploaded is None and int(self.bundle.query_labels[self.index.value]) == label:
+            return
+        self.index.value = self.first_of_class[label]
+        if self.uploaded is not None:
+            self._dataset_query()
+
+    def _random(self):
+        i = int(self.rng.integers(len(self.bundle.query_labels)))
+        if i == self.index.value:
+            self._dataset_query()
+        self.index.value = i
+
+    def _upload(self, files):
+        if not files:
+            return
+        file = files[0]
+        try:
+            image, x = self.bundle.decode_upload(file["content"], file["name"])
+        except ValueError as err:  # keep the current query and show why
+            from html import escape
+
+            error = f'<div class="fgh-error" style="color:{viz.WRONG}">{escape(str(err))}</div>'
+            self.summary.value = error + self._table
+            return
+        self.uploaded = (file["name"], image, x)
+        self.update()
+
+    def _pick_system(self, name):
+        lengths = self.bundle.systems[name].lengths
+        if tuple(self.bits.options) != tuple(lengths):
+            keep = self.bits.value if self.bits.value in lengths else max(lengths)
+            with self.bits.hold_trait_notifications():
+                self.bits.options = lengths
+                self.bits.value = keep
+        self.update()
+
+    # ------------------------------------------------------------ state and render
+    def state(self) -> dict:
+        query = ("upload", self.uploaded[0]) if self.uploaded else ("test", self.index.value)
+        return {"query": query, "system": self.system.value, "bits": self.bits.value, "cam": self.cam.value}
+
+    def render(self, state: dict):
+        """(figure, html, retrieval) of a state."""
+        from .explorer import explain, retrieve
+
+        bundle, system = self.bundle, self.bundle.systems[state["system"]]
+        kind, which = state["query"]
+        if kind == "upload":
+            _, image, x = self.uploaded
+            label, text = None, f"uploaded: {which}"
+        else:
+            image, x = bundle.images("test", [which])[0], bundle.query(which)
+            label, text = int(bundle.query_labels[which]), f"query #{which}"
+        hit = retrieve(system, x, state["bits"], bundle.db_labels, label, self.k)
+        cams = explain(system, x, bundle.tensors("train", hit.ids), hit) if state["cam"] else None
+        title = f"{state['system']} \u00b7 {state['bits']} bits \u00b7 {text}"
+        fig = viz.retrieval_figure(image, bundle.images("train", hit.ids), hit, cams, title)
+        html = viz.retrieval_html(hit, self.class_names, text, system.map.get(state["bits"]))
+        return fig, html, hit
+
+    def update(self):
+        self.last_state = self.state()
+        fig, html, hit = self.render(self.last_state)
+        self.image.value = viz.figure_png(fig)
+        self.summary.value = self._table = html
+        self.last_figure, self.last_hit = fig, hit
+
+    def widget(self):
+        query = W.HBox([self.index, self.species, self.random, self.upload])
+        return W.VBox([query, W.HBox([self.system, self.bits, self.cam]), self.image, self.summary])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget())
+
+
+def _class_names(bundle) -> list:
+    n = int(max(np.max(bundle.db_labels), np.max(bundle.query_labels))) + 1
+    if bundle.profile.dataset == "synthetic":
+        from .data import class_name
+
+        return [class_name(c) for c in range(n)]
+    return [f"class {c}" for c in range(n)]

@@ -18,6 +18,7 @@ def test_reference_solutions_pass(name):
     ("04.1", lambda parts, anchors, mask: parts),
     ("05.1", lambda ys, yd: 1.0),
     ("06.1", lambda q, d, k: (np.zeros((len(q), k)), np.zeros((len(q), k)))),
+    ("07.1", lambda dist, rel, k: rel[np.argsort(dist, kind="stable")[:k]].mean()),
 ])
 def test_wrong_answers_fail(name, wrong):
     with pytest.raises(AssertionError):
