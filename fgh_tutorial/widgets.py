@@ -97,6 +97,7 @@ class RetrievalExplorer:
         self.summary = W.HTML()
         self.uploaded = None  # (name, uint8 image, tensor) while an uploaded image is the query
         self.last_state = self.last_hit = self.last_figure = None
+        self._quiet = False
         for w, css in ((self.index, "fgh-index"), (self.species, "fgh-class"), (self.random, "fgh-random"),
                        (self.upload, "fgh-upload"), (self.system, "fgh-system"), (self.bits, "fgh-bits"),
                        (self.cam, "fgh-cam"), (self.image, "fgh-grid"), (self.summary, "fgh-summary-box")):
@@ -153,9 +154,12 @@ class RetrievalExplorer:
         lengths = self.bundle.systems[name].lengths
         if tuple(self.bits.options) != tuple(lengths):
             keep = self.bits.value if self.bits.value in lengths else max(lengths)
-            with self.bits.hold_trait_notifications():
+            self._quiet = True  # one render for the new system, not one per changed trait
+            try:
                 self.bits.options = lengths
                 self.bits.value = keep
+            finally:
+                self._quiet = False
         self.update()
 
     # ------------------------------------------------------------ state and render
@@ -183,6 +187,8 @@ class RetrievalExplorer:
         return fig, html, hit
 
     def update(self):
+        if self._quiet:
+            return
         self.last_state = self.state()
         fig, html, hit = self.render(self.last_state)
         self.image.value = viz.figure_png(fig)

@@ -63,3 +63,19 @@ def test_clear_errors(tmp_path, capsys):
         main(["train", "--bits", "0", "--out", str(tmp_path / "x")])
     assert main(["train", "--dataset", "cub", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "y")]) == 2
     assert "CUB-200-2011: missing" in capsys.readouterr().err
+
+
+def test_explorer_over_a_trained_run(run):
+    """The explorer opens over a run folder of ``train``: one system, the run's code length."""
+    from fgh_tutorial.explorer import bundle_from_runs
+    from fgh_tutorial.widgets import RetrievalExplorer
+
+    bundle = bundle_from_runs(run)
+    assert list(bundle.systems) == ["adsh 12"] and bundle.lengths == (12,)
+    assert len(bundle.query_labels) == 2 * 54 and len(bundle.db_labels) == 6 * 54
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert bundle.systems["adsh 12"].map == {12: metrics["map"]}
+    ex = RetrievalExplorer(bundle, index=3)
+    assert ex.last_state["bits"] == 12 and len(ex.last_hit.ids) == 10
+    with pytest.raises(ValueError, match="at least one run"):
+        bundle_from_runs()
