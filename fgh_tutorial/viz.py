@@ -202,8 +202,8 @@ def retrieval_figure(query_image, images, hit, cams=None, title: str = "", size:
     correct = hit.correct
     colours = [QUERY] + ([UNKNOWN] * len(hit.ids) if correct is None else [CORRECT if c else WRONG for c in correct])
     query_title = "query\n" + ("uploaded image" if hit.query_label is None else f"class {hit.query_label}")
-    titles = [query_title] + [f"{r + 1}. #{i} \u00b7 class {y}\nd = {d}"
-                              for r, (i, y, d) in enumerate(zip(hit.ids, hit.labels, hit.distances))]
+    titles = [query_title] + [f"{r + 1}. #{i}\nclass {y}" for r, (i, y) in enumerate(zip(hit.ids, hit.labels))]
+    under = ["code"] + [f"d = {d}" for d in hit.distances]
     strips = [(hit.query_code[None] > 0, "Greys")] + [(row[None], ListedColormap([SAME_BIT, DIFFERING_BIT]))
                                                        for row in hit.differing]
     n = len(tiles)
@@ -215,6 +215,7 @@ def retrieval_figure(query_image, images, hit, cams=None, title: str = "", size:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(titles[j], fontsize=7)
+        ax.set_xlabel(under[j], fontsize=8, labelpad=2)
         _frame(ax, colours[j], 4)
         strip = fig.add_subplot(grid[1, j])
         strip.imshow(strips[j][0], cmap=strips[j][1], vmin=0, vmax=1, aspect="auto", interpolation="nearest")

@@ -136,7 +136,7 @@ def test_retrieval_figure_borders_read_back_from_pixels(query_label):
     strips = [ax.images[0].get_array() for ax in fig.axes[1::2]]
     assert np.array_equal(np.asarray(strips[0])[0], hit.query_code > 0)
     assert all(np.array_equal(np.asarray(s)[0], d) for s, d in zip(strips[1:], hit.differing))
-    assert [ax.get_title().split("d = ")[-1] for ax in fig.axes[2::2]] == [str(d) for d in hit.distances]
+    assert [ax.get_xlabel() for ax in fig.axes[2::2]] == [f"d = {d}" for d in hit.distances]
     cams = np.random.default_rng(1).random((11, 64, 64))
     overlaid = viz.retrieval_figure(images[0], images, hit, cams)
     assert not np.array_equal(overlaid.axes[0].images[0].get_array(), fig.axes[0].images[0].get_array())

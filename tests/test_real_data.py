@@ -232,3 +232,27 @@ def test_aircraft_and_food101_through_torchvision(tmp_path):
         load_dataset("food101", tmp_path, "test")
     with pytest.raises(DatasetNotFound, match="Food-101.*download=True"):
         load_dataset("food101", tmp_path / "nowhere", "test")
+
+
+def test_explorer_over_a_real_layout(tmp_path):
+    """The explorer's images come from the dataset's files for a real dataset (the gpu profile),
+    and a saved bundle finds them again through data_root."""
+    from fgh_tutorial.data import course_splits
+    from fgh_tutorial.encode import encode
+    from fgh_tutorial.explorer import Bundle, System, load_bundle
+    from fgh_tutorial.profiles import get_profile
+    from fgh_tutorial.train import build_model
+    from fgh_tutorial.widgets import RetrievalExplorer
+
+    fake_caltech(tmp_path / "CUB_200_2011", n_classes=3, per_class=8)
+    profile = get_profile("gpu", data_root=str(tmp_path), image_size=32, backbone="minires", pretrained=False,
+                          device="cpu", val_fraction=0.25)
+    splits = course_splits(profile)
+    model = build_model(profile, 8).eval()
+    system = System("mine", model, encode(model, splits["train"][0]), (8,))
+    bundle = Bundle(profile, {"mine": system}, splits["train"][1].numpy(), splits["test"][1].numpy())
+    assert bundle.images("train", [0, 3]).shape == (2, 32, 32, 3)
+    back = load_bundle(bundle.save(tmp_path / "mine.pt"), data_root=str(tmp_path))
+    ex = RetrievalExplorer(back, index=5)
+    assert len(ex.last_hit.ids) == 9 and ex.last_hit.query_label == int(splits["test"][1][5])  # 9 database images
+    assert back.images("test", [5]).shape == (1, 32, 32, 3)
