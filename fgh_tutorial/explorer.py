@@ -27,7 +27,7 @@ import torch
 from .asymmetric import COURSE_METHODS, AsymmetricConfig, method_model, train_methods
 from .backbones import build_backbone
 from .cam import CodeSimilarity, compute_cams
-from .data import SynthBirds, course_splits, default_transform, denormalize, normalize_batch, stack
+from .data import SynthBirds, class_name, course_splits, default_transform, denormalize, normalize_batch, stack
 from .encode import encode
 from .heads import binarize
 from .index import HammingIndex
@@ -157,6 +157,15 @@ class Bundle:
             return normalize_batch(self.images(split, ids))
         return stack(self._splits[split][0], list(ids))
 
+    def class_names(self) -> list:
+        """A readable name per class id: SynthBirds' part names, a real dataset's class folders."""
+        n = int(max(np.max(self.db_labels), np.max(self.query_labels))) + 1
+        if self.profile.dataset == "synthetic":
+            return [class_name(c) for c in range(n)]
+        data = self._splits["test"][0]
+        names = list(getattr(getattr(data, "dataset", data), "classes", []))
+        return names + [f"class {c}" for c in range(len(names), n)]
+
     def query(self, i: int) -> torch.Tensor:
         if not 0 <= i < len(self.query_labels):
             raise IndexError(f"query {i} out of range: the query split has {len(self.query_labels)} images")
@@ -177,7 +186,7 @@ class Bundle:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         systems = {name: {"arch": s.arch, "lengths": list(s.lengths), "map": {str(b): v for b, v in s.map.items()},
-                          "state": _half(s.model.state_dict()), "n": len(s.codes),
+                          "state": _half(s.model.state_dict()),
                           "codes": torch.from_numpy(np.packbits(s.codes > 0, axis=1))}
                    for name, s in self.systems.items()}
         payload = {"format": BUNDLE_FORMAT, "profile": {**asdict(self.profile), "data_root": None},
@@ -194,9 +203,13 @@ def _half(state: dict) -> dict:
     return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
+def _float(state: dict) -> dict:
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
 def _rounded(model):
     """``model`` with its weights rounded through float16, as a saved bundle restores them."""
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in _half(model.state_dict()).items()})
+    model.load_state_dict(_float(_half(model.state_dict())))
     return model.eval()
 
 
@@ -215,10 +228,10 @@ def load_bundle(path=None, data_root: str | None = None) -> Bundle:
     systems = {}
     for name, s in payload["systems"].items():
         model = method_model(s["arch"], build_backbone(profile.backbone), sum(s["lengths"]), n_classes)
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in s["state"].items()})
-        bits = np.unpackbits(s["codes"].numpy(), axis=1, count=sum(s["lengths"]))
-        systems[name] = System(name, model.eval(), binarize(bits.astype(np.int8) * 2 - 1), tuple(s["lengths"]),
-                               s["arch"], {int(b): v for b, v in s["map"].items()})
+        model.load_state_dict(_float(s["state"]))
+        bits = np.unpackbits(s["codes"].numpy(), axis=1, count=sum(s["lengths"])).astype(np.int8)
+        systems[name] = System(name, model.eval(), 2 * bits - 1, tuple(s["lengths"]), s["arch"],
+                               {int(b): v for b, v in s["map"].items()})
     return Bundle(profile, systems, payload["db_labels"].numpy(), payload["query_labels"].numpy())
 
 
@@ -250,7 +263,7 @@ def system_map(system: System, query_images, query_labels, db_labels) -> dict:
 
 def bundle_from_runs(*runs) -> Bundle:
     """A bundle over run folders of ``python -m fgh_tutorial train`` on the same dataset
-    (one system per run, named '<method> <bits>'), to explore one's own trained runs."""
+    (one system per run, named after its folder), to explore one's own trained runs."""
     from .runs import load_run
 
     if not runs:
@@ -264,7 +277,9 @@ def bundle_from_runs(*runs) -> Bundle:
         profile = profile or prof
         labels = np.load(Path(run) / "db_labels.npy")
         arch = "exchnet" if config["method"] == "exchnet" else "hashing"
-        name = f"{config['method']} {config['bits']}"
+        name = Path(run).name
+        if name in systems:
+            raise ValueError(f"two runs are named {name!r}: give runs in folders of different names")
         metrics = Path(run) / "metrics.json"
         scores = {int(config["bits"]): json.loads(metrics.read_text())["map"]} if metrics.exists() else {}
         systems[name] = System(name, model, np.load(Path(run) / "db_codes.npy"), (int(config["bits"]),), arch, scores)

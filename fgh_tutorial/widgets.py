@@ -12,6 +12,7 @@ import torch
 from . import viz
 from .cam import METHODS, cam_layers, compute_cams
 from .data.transforms import denormalize
+from .explorer import explain, retrieve
 
 
 class CamExplorer:
@@ -81,7 +82,7 @@ class RetrievalExplorer:
         self.rng = np.random.default_rng(seed)
         labels = np.asarray(bundle.query_labels)
         self.first_of_class = {int(c): int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)}
-        self.class_names = _class_names(bundle)
+        self.class_names = bundle.class_names()
         system = system or next(iter(bundle.systems))
         self.index = W.BoundedIntText(index, min=0, max=len(labels) - 1, description="query #")
         self.species = W.Dropdown(options=[(f"{c}: {self.class_names[c]}", c) for c in self.first_of_class],
@@ -97,7 +98,7 @@ class RetrievalExplorer:
         self.summary = W.HTML()
         self.uploaded = None  # (name, uint8 image, tensor) while an uploaded image is the query
         self.last_state = self.last_hit = self.last_figure = None
-        self._quiet = False
+        self._quiet, self._table = False, ""
         for w, css in ((self.index, "fgh-index"), (self.species, "fgh-class"), (self.random, "fgh-random"),
                        (self.upload, "fgh-upload"), (self.system, "fgh-system"), (self.bits, "fgh-bits"),
                        (self.cam, "fgh-cam"), (self.image, "fgh-grid"), (self.summary, "fgh-summary-box")):
@@ -142,10 +143,7 @@ class RetrievalExplorer:
         try:
             image, x = self.bundle.decode_upload(file["content"], file["name"])
         except ValueError as err:  # keep the current query and show why
-            from html import escape
-
-            error = f'<div class="fgh-error" style="color:{viz.WRONG}">{escape(str(err))}</div>'
-            self.summary.value = error + self._table
+            self._error(str(err))
             return
         self.uploaded = (file["name"], image, x)
         self.update()
@@ -169,8 +167,6 @@ class RetrievalExplorer:
 
     def render(self, state: dict):
         """(figure, html, retrieval) of a state."""
-        from .explorer import explain, retrieve
-
         bundle, system = self.bundle, self.bundle.systems[state["system"]]
         kind, which = state["query"]
         if kind == "upload":
@@ -189,11 +185,20 @@ class RetrievalExplorer:
     def update(self):
         if self._quiet:
             return
-        self.last_state = self.state()
-        fig, html, hit = self.render(self.last_state)
+        state = self.state()
+        try:
+            fig, html, hit = self.render(state)
+        except Exception as err:  # shown above the last good result, and raised to the kernel's log
+            self._error(f"could not show {state}: {err}")
+            raise
         self.image.value = viz.figure_png(fig)
         self.summary.value = self._table = html
-        self.last_figure, self.last_hit = fig, hit
+        self.last_state, self.last_figure, self.last_hit = state, fig, hit
+
+    def _error(self, message: str):
+        from html import escape
+
+        self.summary.value = f'<div class="fgh-error" style="color:{viz.WRONG}">{escape(message)}</div>' + self._table
 
     def widget(self):
         query = W.HBox([self.index, self.species, self.random, self.upload])
@@ -204,11 +209,3 @@ class RetrievalExplorer:
 
         display(self.widget())
 
-
-def _class_names(bundle) -> list:
-    n = int(max(np.max(bundle.db_labels), np.max(bundle.query_labels))) + 1
-    if bundle.profile.dataset == "synthetic":
-        from .data import class_name
-
-        return [class_name(c) for c in range(n)]
-    return [f"class {c}" for c in range(n)]

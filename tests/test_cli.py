@@ -71,11 +71,13 @@ def test_explorer_over_a_trained_run(run):
     from fgh_tutorial.widgets import RetrievalExplorer
 
     bundle = bundle_from_runs(run)
-    assert list(bundle.systems) == ["adsh 12"] and bundle.lengths == (12,)
+    assert list(bundle.systems) == ["adsh12"] and bundle.lengths == (12,)
     assert len(bundle.query_labels) == 2 * 54 and len(bundle.db_labels) == 6 * 54
     metrics = json.loads((run / "metrics.json").read_text())
-    assert bundle.systems["adsh 12"].map == {12: metrics["map"]}
+    assert bundle.systems["adsh12"].map == {12: metrics["map"]}
     ex = RetrievalExplorer(bundle, index=3)
     assert ex.last_state["bits"] == 12 and len(ex.last_hit.ids) == 10
     with pytest.raises(ValueError, match="at least one run"):
         bundle_from_runs()
+    with pytest.raises(ValueError, match="two runs are named 'adsh12'"):
+        bundle_from_runs(run, run)

@@ -203,3 +203,19 @@ def test_explorer_upload(tiny):
     assert ex.image.value == shown and ex.last_state["query"] == ("upload", "bird.png")  # nothing lost
     ex.index.value = 8  # back to the dataset's queries
     assert ex.last_state["query"] == ("test", 8) and ex.last_hit.query_label == 8
+
+
+def test_a_failing_render_is_shown_and_loses_nothing(tiny, monkeypatch):
+    import fgh_tutorial.widgets as widgets
+
+    ex = RetrievalExplorer(tiny, index=4)
+    state, shown = ex.last_state, ex.image.value
+
+    def boom(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(widgets, "explain", boom)
+    with pytest.raises(RuntimeError):
+        ex.cam.value = True
+    assert "fgh-error" in ex.summary.value and "boom" in ex.summary.value and "fgh-hit" in ex.summary.value
+    assert ex.last_state == state and ex.image.value == shown

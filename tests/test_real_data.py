@@ -256,3 +256,5 @@ def test_explorer_over_a_real_layout(tmp_path):
     ex = RetrievalExplorer(back, index=5)
     assert len(ex.last_hit.ids) == 9 and ex.last_hit.query_label == int(splits["test"][1][5])  # 9 database images
     assert back.images("test", [5]).shape == (1, 32, 32, 3)
+    assert back.class_names() == ["001.Bird_1", "002.Bird_2", "003.Bird_3"]
+    assert "002.Bird_2" in ex.summary.value or "001.Bird_1" in ex.summary.value
