@@ -91,7 +91,7 @@ class RetrievalExplorer:
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
         self.system = W.Dropdown(options=list(bundle.systems), value=system, description="method")
         lengths = bundle.systems[system].lengths
-        self.bits = W.ToggleButtons(options=lengths, value=bits or max(lengths), description="bits",
+        self.bits = W.ToggleButtons(options=lengths, value=bits or max(lengths),
                                     style={"button_width": "52px"})
         self.cam = W.Checkbox(False, description="CAM overlay")
         self.image = W.Image(format="png")
@@ -202,7 +202,7 @@ class RetrievalExplorer:
 
     def widget(self):
         query = W.HBox([self.index, self.species, self.random, self.upload])
-        return W.VBox([query, W.HBox([self.system, self.bits, self.cam]), self.image, self.summary])
+        return W.VBox([query, W.HBox([self.system, W.Label("bits"), self.bits, self.cam]), self.image, self.summary])
 
     def _ipython_display_(self):
         from IPython.display import display
