@@ -264,7 +264,7 @@ def system_map(system: System, query_images, query_labels, db_labels) -> dict:
 def bundle_from_runs(*runs) -> Bundle:
     """A bundle over run folders of ``python -m fgh_tutorial train`` on the same dataset
     (one system per run, named after its folder), to explore one's own trained runs."""
-    from .runs import load_run
+    from .runs import load_run, run_arch
 
     if not runs:
         raise ValueError("give at least one run folder")
@@ -276,13 +276,13 @@ def bundle_from_runs(*runs) -> Bundle:
             raise ValueError(f"{run} was trained on {key[:2]}, the first run on {(profile.dataset, profile.image_size)}")
         profile = profile or prof
         labels = np.load(Path(run) / "db_labels.npy")
-        arch = "exchnet" if config["method"] == "exchnet" else "hashing"
         name = Path(run).name
         if name in systems:
             raise ValueError(f"two runs are named {name!r}: give runs in folders of different names")
         metrics = Path(run) / "metrics.json"
         scores = {int(config["bits"]): json.loads(metrics.read_text())["map"]} if metrics.exists() else {}
-        systems[name] = System(name, model, np.load(Path(run) / "db_codes.npy"), (int(config["bits"]),), arch, scores)
+        codes = np.load(Path(run) / "db_codes.npy")
+        systems[name] = System(name, model, codes, (int(config["bits"]),), run_arch(config), scores)
     bundle = Bundle(profile, systems, labels, np.empty(0, np.int64))
     bundle.query_labels = np.asarray(bundle._splits["test"][1])
     return bundle

@@ -33,9 +33,14 @@ def _profile(config):
     return replace(profile, device=config.get("device") or profile.device)
 
 
+def run_arch(config) -> str:
+    """The network of a run: ``"exchnet"`` for the exchnet method, else ``"hashing"``."""
+    return "exchnet" if config["method"] == "exchnet" else "hashing"
+
+
 def _model(config, profile, n_classes):
     backbone = build_backbone(profile.backbone, pretrained=profile.pretrained)
-    return method_model("exchnet" if config["method"] == "exchnet" else "hashing", backbone, config["bits"], n_classes)
+    return method_model(run_arch(config), backbone, config["bits"], n_classes)
 
 
 def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profile="cpu", iterations=None,
@@ -118,4 +123,4 @@ def query_run(run, images, k: int = 10) -> list:
             for p, row_i, row_d in zip(images, ids, dist)]
 
 
-__all__ = ["RUN_METHODS", "evaluate_run", "load_run", "query_run", "train_run"]
+__all__ = ["RUN_METHODS", "evaluate_run", "load_run", "query_run", "run_arch", "train_run"]

@@ -133,8 +133,6 @@ def line_figure(xs, series: dict, xlabel: str, ylabel: str, title: str = "") -> 
     return fig
 
 
-
-
 def code_bits_figure(codes, names=None) -> Figure:
     """+-1 codes as rows of squares (dark = +1), with each code's packed uint64 words in hex."""
     from .hamming import pack_codes
@@ -239,8 +237,8 @@ def retrieval_html(hit, class_names=None, query: str = "", system_map: float | N
               if known else "class unknown: no AP or precision")
     system = f" \u00b7 mAP of this system at {hit.bits} bits {system_map:.3f}" if system_map is not None else ""
     rows = []
-    for r, (i, y, d) in enumerate(zip(hit.ids, hit.labels, hit.distances)):
-        ok = None if not known else bool(y == hit.query_label)
+    correct = [None] * len(hit.ids) if not known else [bool(c) for c in hit.correct]
+    for r, (i, y, d, ok) in enumerate(zip(hit.ids, hit.labels, hit.distances, correct)):
         mark = "" if ok is None else (f'<span style="color:{CORRECT}">\u2713 same class</span>' if ok
                                       else f'<span style="color:{WRONG}">\u2717 other class</span>')
         rows.append(f'<tr class="fgh-hit" data-rank="{r + 1}" data-id="{i}" data-label="{y}" data-distance="{d}" '
