@@ -10,10 +10,10 @@
 import argparse
 import numpy as np
 
-from fgh_tutorial.hamming import hamming_distances, hamming_rank
-from fgh_tutorial.index import HammingIndex
-from fgh_tutorial.metrics import mean_average_precision
-from fgh_tutorial.timing import best_time
+from fgh_tutorial.retrieval.hamming import hamming_distances, hamming_rank
+from fgh_tutorial.retrieval.index import HammingIndex
+from fgh_tutorial.retrieval.metrics import mean_average_precision
+from fgh_tutorial.course.timing import best_time
 
 
 def topk_vs_faiss(n, n_query, rng):

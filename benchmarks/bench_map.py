@@ -6,8 +6,8 @@ argsort loop, measured in one run. Prints the speed ratios.
 import argparse
 import numpy as np
 
-from fgh_tutorial.metrics import mean_average_precision
-from fgh_tutorial.timing import best_time
+from fgh_tutorial.retrieval.metrics import mean_average_precision
+from fgh_tutorial.course.timing import best_time
 
 
 def reference_map(qB, rB, query_labels, retrieval_labels):

@@ -9,8 +9,9 @@ import argparse
 import numpy as np
 import torch
 
-from fgh_tutorial.solver import update_database_codes
-from fgh_tutorial.timing import best_time
+from fgh_tutorial.retrieval import hard_sign
+from fgh_tutorial.training.solver import update_database_codes
+from fgh_tutorial.course.timing import best_time
 
 
 def official_update(V, U, select_index, database_labels, code_length, gamma):
@@ -53,7 +54,7 @@ def main():
           f"speed-up {t_ref / t_ours:5.1f}x (goal >= 20)   identical output: {same}")
     if torch.cuda.is_available():
         n = 1_000_000
-        Vg = torch.sign(torch.randn(n, a.bits, device="cuda"))
+        Vg = hard_sign(torch.randn(n, a.bits, device="cuda"))
         Ug = torch.tanh(torch.randn(a.m, a.bits, device="cuda"))
         ig = torch.randperm(n, device="cuda")[:a.m]
         lg = torch.randint(0, a.classes, (n,), device="cuda")

@@ -11,12 +11,13 @@ import argparse
 
 import torch
 
-from fgh_tutorial.asymmetric import AsymmetricConfig, _batch_loss
-from fgh_tutorial.backbones import build_backbone
-from fgh_tutorial.heads import HashingModel
-from fgh_tutorial.solver import similarity_ratio
-from fgh_tutorial.srem import SREM
-from fgh_tutorial.timing import best_time
+from fgh_tutorial.training.asymmetric import AsymmetricConfig, AsymmetricState, batch_loss
+from fgh_tutorial.models.backbones import build_backbone
+from fgh_tutorial.models.heads import HashingModel
+from fgh_tutorial.retrieval import hard_sign
+from fgh_tutorial.training.solver import similarity_ratio
+from fgh_tutorial.attention.srem import SREM
+from fgh_tutorial.course.timing import best_time
 
 
 def bare_step(model, opt, x, y, device):
@@ -56,15 +57,16 @@ def main():
     labels = torch.randint(0, 200, (n,), device=device)
     cfg = AsymmetricConfig(segments=(a.bits,), method="fcaenet")
     sample = torch.randperm(n, device=device)[: a.batch]
-    state = {"V": torch.sign(torch.randn(n, a.bits, device=device)), "U": torch.zeros(a.batch, a.bits, device=device),
-             "r": similarity_ratio(labels[sample], labels, 200).float()}
+    state = AsymmetricState(V=hard_sign(torch.randn(n, a.bits, device=device)), sample=sample,
+                            U=torch.zeros(a.batch, a.bits, device=device),
+                            r=similarity_ratio(labels[sample], labels, 200).float())
     erase = SREM.for_image_size(a.size)
     g = torch.Generator().manual_seed(0)
     pos = torch.arange(a.batch, device=device)
 
     def full_step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = _batch_loss(model, x, labels[sample], pos, sample, state, cfg, erase, labels, g)
+            loss = batch_loss(model, x, labels[sample], pos, state, cfg, erase, labels, g)
         opt2.zero_grad(set_to_none=True)
         loss.backward()
         opt2.step()

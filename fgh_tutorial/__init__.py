@@ -1,8 +1,16 @@
 """fgh_tutorial: a course that builds a fine-grained image hashing system step by step.
 
-Modules, in the order data flows: ``data`` (SynthBirds, real datasets) -> ``backbones`` and
-``heads`` (the hashing model) -> ``losses`` and ``train`` -> ``encode`` -> ``hamming`` (packed
-codes, top-k) -> ``metrics`` (mAP, precision, PR). ``baselines`` (LSH, ITQ), ``viz`` (figures),
-``exercises``, ``profiles`` and ``course`` support the notebooks.
+The sub-packages follow the data flow; imports only point down this list:
+
+    retrieval/   the code contract, Hamming search, HammingIndex, metrics, LSH/ITQ  (imports nothing here)
+    data/        SynthBirds, real datasets, downloads, transforms and augmentation  (imports nothing here)
+    models/      backbones, hash heads, ExchNet, encoding                  (data, retrieval.codes)
+    attention/   channel-mean CAM, grad-cam bridge, SREM                   (models)
+    training/    losses, ADSH solver, asymmetric loop, schedules, checkpoints, profiles
+    systems.py   the one registry of trainable systems
+    runs.py      run folders of the command line
+    app/         explorer data side, bundles, figures, widgets
+    course/      notebook runner, exercises
+    cli.py       ``python -m fgh_tutorial``
 """
 __version__ = "0.1.0"

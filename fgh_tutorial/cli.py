@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def _course(args) -> int:
-    from .course import format_summary, run_course
+    from .course.runner import format_summary, run_course
 
     notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
@@ -66,13 +66,15 @@ def main(argv=None) -> int:
     course.set_defaults(handler=_course)
 
     from .data.real import LOADERS
-    from .runs import RUN_METHODS
+    from .systems import SYSTEMS, describe
 
-    train = sub.add_parser("train", help="train asymmetrically and write a run folder")
+    train = sub.add_parser("train", help="train a hashing system and write a run folder",
+                           description="Train a hashing system and write a run folder.\n\nsystems (--method):\n" + describe(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--dataset", choices=["synthetic", *LOADERS], default="synthetic")
     train.add_argument("--data", help="the dataset's folder (real datasets)")
     train.add_argument("--bits", type=_bits, default=48)
-    train.add_argument("--method", choices=RUN_METHODS, default="adsh")
+    train.add_argument("--method", choices=list(SYSTEMS), default="adsh", help="the system to train (listed above)")
     train.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
     train.add_argument("--out", required=True, help="the run folder")
     train.add_argument("--iterations", type=_positive, help="solver iterations (default: from the profile)")

@@ -1,11 +1,10 @@
 """A training run on disk: what ``python -m fgh_tutorial train`` writes and ``evaluate`` and
 ``query`` read.
 
-    DIR/config.json       the run's settings (dataset, method, bits, profile, schedule)
+    DIR/config.json       the run's settings (dataset, method = a system of systems.py, bits, profile, schedule)
     DIR/model.pt          the network's weights
     DIR/checkpoints/      per-epoch state for resuming an interrupted run
-    DIR/db_codes.npy      database codes: V from the solver (asymmetric), +-1 int8
-    DIR/db_labels.npy     database labels
+    DIR/db_codes.npz      database codes V from the solver, packed words (retrieval/codes.py), with the labels
     DIR/metrics.json      mAP (tie-aware and legacy), precision@10 of the query split
 """
 from __future__ import annotations
@@ -17,15 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .asymmetric import AsymmetricConfig, method_model, train_asymmetric
-from .backbones import build_backbone
 from .data import course_splits, default_transform
-from .encode import encode
-from .heads import binarize
-from .metrics import mean_average_precision, precision_at_k
-from .profiles import get_profile, seed_everything
-
-RUN_METHODS = ("adsh", "fcaenet", "exchnet")
+from .models.backbones import build_backbone
+from .models.encode import encode
+from .retrieval.codes import binarize, load_codes, pack_codes, save_codes, unpack_codes
+from .retrieval.metrics import mean_average_precision, precision_at_k
+from .systems import SYSTEMS, AsymmetricConfig, get_system
+from .training.checkpoints import load_checkpoint, save_checkpoint
+from .training.profiles import get_profile, seed_everything
 
 
 def _profile(config):
@@ -33,21 +31,15 @@ def _profile(config):
     return replace(profile, device=config.get("device") or profile.device)
 
 
-def run_arch(config) -> str:
-    """The network of a run: ``"exchnet"`` for the exchnet method, else ``"hashing"``."""
-    return "exchnet" if config["method"] == "exchnet" else "hashing"
-
-
 def _model(config, profile, n_classes):
     backbone = build_backbone(profile.backbone, pretrained=profile.pretrained)
-    return method_model(run_arch(config), backbone, config["bits"], n_classes)
+    return get_system(config["method"]).build(backbone, config["bits"], n_classes)
 
 
 def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profile="cpu", iterations=None,
               epochs=1, samples=2000, device=None, progress=True) -> dict:
     """Train asymmetrically and write the run folder; resumes if ``out`` holds a checkpoint."""
-    if method not in RUN_METHODS:
-        raise ValueError(f"method must be one of {RUN_METHODS}, got {method!r}")
+    system = get_system(method)
     config = {"dataset": dataset, "data": str(data) if data else None, "bits": int(bits), "method": method,
               "profile": profile, "iterations": iterations, "epochs": epochs, "samples": samples, "device": device}
     prof = _profile(config)
@@ -58,16 +50,16 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
     (db_x, db_y), (q_x, q_y), val = splits["train"], splits["test"], splits["val"]
     n_classes = int(max(db_y.max(), q_y.max())) + 1
     model = _model(config, prof, n_classes).to(prof.device)
-    cfg = AsymmetricConfig(segments=(int(bits),), iterations=iterations or max(1, prof.epochs // 3), epochs=epochs,
-                           samples=samples, method="fcaenet" if method == "fcaenet" else "adsh", seed=prof.seed)
+    cfg = system.config(AsymmetricConfig(segments=(int(bits),), iterations=iterations or max(1, prof.epochs // 3),
+                                         epochs=epochs, samples=samples, seed=prof.seed))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({**config, "schedule": asdict(cfg)}, indent=1))
-    V, hist = train_asymmetric(model, db_x, db_y, cfg, checkpoint_dir=out / "checkpoints", val=val, progress=progress)
-    torch.save(model.state_dict(), out / "model.pt")
-    np.save(out / "db_codes.npy", binarize(V.cpu().numpy()))
-    np.save(out / "db_labels.npy", db_y.cpu().numpy())
-    metrics = _metrics(encode(model, q_x), np.load(out / "db_codes.npy"), q_y, db_y)
+    V, hist = system.train(model, db_x, db_y, cfg, checkpoint_dir=out / "checkpoints", val=val, progress=progress)
+    save_checkpoint(out / "model.pt", model.state_dict())
+    db_codes = binarize(V)
+    save_codes(out / "db_codes.npz", pack_codes(db_codes), int(bits), labels=db_y.cpu().numpy())
+    metrics = _metrics(encode(model, q_x), db_codes, q_y, db_y)
     metrics["history"] = asdict(hist)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
@@ -83,15 +75,24 @@ def _metrics(q_codes, db_codes, q_y, db_y) -> dict:
 def load_run(run):
     """(config, model in eval mode, profile) of a run folder, with clear errors."""
     run = Path(run)
-    for name in ("config.json", "model.pt", "db_codes.npy", "db_labels.npy"):
+    for name in ("config.json", "model.pt", "db_codes.npz"):
         if not (run / name).exists():
             raise FileNotFoundError(f"{run / name} is missing: is {run} a finished run of 'python -m fgh_tutorial train'?")
     config = json.loads((run / "config.json").read_text())
     prof = replace(_profile(config), device="cpu")
-    labels = np.load(run / "db_labels.npy")
+    _, labels = run_database(run)
     model = _model(config, prof, int(labels.max()) + 1)
-    model.load_state_dict(torch.load(run / "model.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(load_checkpoint(run / "model.pt"))
     return config, model.eval(), prof
+
+
+def run_database(run) -> tuple[np.ndarray, np.ndarray]:
+    """(database codes +-1 int8, database labels) of a run folder."""
+    path = Path(run) / "db_codes.npz"
+    words, bits, extra = load_codes(path)
+    if "labels" not in extra or len(extra["labels"]) != len(words):
+        raise ValueError(f"{path} holds no database labels for its {len(words)} codes")
+    return unpack_codes(words, bits), extra["labels"]
 
 
 def evaluate_run(run, encode_database: bool = False) -> dict:
@@ -100,7 +101,7 @@ def evaluate_run(run, encode_database: bool = False) -> dict:
     config, model, prof = load_run(run)
     splits = course_splits(prof)
     (db_x, db_y), (q_x, q_y) = splits["train"], splits["test"]
-    db_codes = encode(model, db_x) if encode_database else np.load(Path(run) / "db_codes.npy")
+    db_codes = encode(model, db_x) if encode_database else run_database(run)[0]
     return {**_metrics(encode(model, q_x), db_codes, q_y, db_y), "database_codes": "network" if encode_database else "V"}
 
 
@@ -108,7 +109,7 @@ def query_run(run, images, k: int = 10) -> list:
     """Top-k database items of each image file: [(path, [(db index, label, distance), ...])]."""
     from PIL import Image
 
-    from .index import HammingIndex
+    from .retrieval.index import HammingIndex
 
     config, model, prof = load_run(run)
     missing = [str(p) for p in images if not Path(p).is_file()]
@@ -116,11 +117,11 @@ def query_run(run, images, k: int = 10) -> list:
         raise FileNotFoundError(f"image(s) not found: {', '.join(missing)}")
     transform = default_transform(prof.image_size)
     x = torch.stack([transform(Image.open(p).convert("RGB")) for p in images])
-    labels = np.load(Path(run) / "db_labels.npy")
-    index = HammingIndex(config["bits"]).add(np.load(Path(run) / "db_codes.npy"))
+    codes, labels = run_database(run)
+    index = HammingIndex(config["bits"]).add(codes)
     dist, ids = index.search(encode(model, x), k)
     return [(str(p), [(int(i), int(labels[i]), int(d)) for i, d in zip(row_i, row_d)])
             for p, row_i, row_d in zip(images, ids, dist)]
 
 
-__all__ = ["RUN_METHODS", "evaluate_run", "load_run", "query_run", "run_arch", "train_run"]
+__all__ = ["SYSTEMS", "evaluate_run", "load_run", "query_run", "run_database", "train_run"]

@@ -4,7 +4,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from fgh_tutorial import viz
+from fgh_tutorial.app import viz
 
 BORDERS = {"query": viz.QUERY, "correct": viz.CORRECT, "wrong": viz.WRONG, "unknown": viz.UNKNOWN}
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from fgh_tutorial.asymmetric import METHODS, AsymmetricConfig, evaluate_asymmetric, train_asymmetric
-from fgh_tutorial.backbones import build_backbone
-from fgh_tutorial.heads import HashingModel
+from fgh_tutorial.training.asymmetric import METHODS, AsymmetricConfig, evaluate_asymmetric, train_asymmetric
+from fgh_tutorial.models.backbones import build_backbone
+from fgh_tutorial.models.heads import HashingModel
 
 
 def toy(n=96, classes=4):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fgh_tutorial.baselines import ITQ, LSH, colour_histograms
+from fgh_tutorial.retrieval.baselines import ITQ, LSH, colour_histograms
 
 
 def clustered(seed=0, n=300, d=20, k=5):
@@ -21,7 +21,7 @@ def test_itq_quantisation_loss_decreases_and_rotation_is_orthogonal():
 
 
 def test_itq_beats_lsh_on_clustered_data():
-    from fgh_tutorial.metrics import mean_average_precision
+    from fgh_tutorial.retrieval.metrics import mean_average_precision
 
     x, y = clustered(1)
     itq, lsh = ITQ(8).fit(x), LSH(8).fit(x)

@@ -117,7 +117,7 @@ def _query_png(index: int) -> bytes:
 
     from PIL import Image
 
-    from fgh_tutorial.explorer import load_bundle
+    from fgh_tutorial.app.bundle import load_bundle
 
     image = load_bundle().images("test", [index])[0]
     buf = io.BytesIO()

@@ -4,11 +4,11 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from fgh_tutorial.backbones import build_backbone
-from fgh_tutorial.cam import (CodeBit, CodeSimilarity, METHODS, cam_layers, channel_mean_cam, compute_cams,
+from fgh_tutorial.models.backbones import build_backbone
+from fgh_tutorial.attention.cam import (CodeBit, CodeSimilarity, METHODS, cam_layers, channel_mean_cam, compute_cams,
                               energy_share, pointing_hits)
-from fgh_tutorial.heads import HashingModel
-from fgh_tutorial.srem import SREM, default_region_size, srem_mask
+from fgh_tutorial.models.heads import HashingModel
+from fgh_tutorial.attention.srem import SREM, default_region_size, srem_mask
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from fgh_tutorial.cli import main
+from fgh_tutorial.runs import run_database
 from fgh_tutorial.data import SynthBirds
 
 
@@ -22,7 +23,7 @@ def run(tmp_path_factory, monkeypatch_module):
 def monkeypatch_module():
     mp = pytest.MonkeyPatch()
     # a small profile so the end-to-end run takes seconds
-    from fgh_tutorial import profiles
+    from fgh_tutorial.training import profiles
 
     small = profiles.PROFILES["cpu"].__class__(**{**profiles.PROFILES["cpu"].__dict__, "per_class": 6,
                                                    "per_class_query": 2, "per_class_val": 1})
@@ -32,9 +33,10 @@ def monkeypatch_module():
 
 
 def test_train_writes_the_run(run):
-    for name in ("config.json", "model.pt", "db_codes.npy", "db_labels.npy", "metrics.json", "checkpoints/asymmetric.pt"):
+    for name in ("config.json", "model.pt", "db_codes.npz", "metrics.json", "checkpoints/asymmetric.pt"):
         assert (run / name).exists(), name
-    codes = np.load(run / "db_codes.npy")
+    codes, labels = run_database(run)
+    assert np.array_equal(labels, np.arange(6 * 54) % 54)
     assert codes.shape == (6 * 54, 12) and set(np.unique(codes)) <= {-1, 1}
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["map"] <= 1 and metrics["queries"] == 2 * 54
@@ -67,8 +69,8 @@ def test_clear_errors(tmp_path, capsys):
 
 def test_explorer_over_a_trained_run(run):
     """The explorer opens over a run folder of ``train``: one system, the run's code length."""
-    from fgh_tutorial.explorer import bundle_from_runs
-    from fgh_tutorial.widgets import RetrievalExplorer
+    from fgh_tutorial.app.bundle import bundle_from_runs
+    from fgh_tutorial.app.widgets import RetrievalExplorer
 
     bundle = bundle_from_runs(run)
     assert list(bundle.systems) == ["adsh12"] and bundle.lengths == (12,)

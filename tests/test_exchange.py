@@ -1,8 +1,8 @@
 """ExchNet: shapes, exchange semantics, running anchors, diversity losses and their gradients."""
 import torch
 
-from fgh_tutorial.backbones import build_backbone
-from fgh_tutorial.exchange import (ClassAnchors, ExchNet, channel_diversity, exchange, spatial_diversity)
+from fgh_tutorial.models.backbones import build_backbone
+from fgh_tutorial.models.exchnet import (ClassAnchors, ExchNet, channel_diversity, exchange, spatial_diversity)
 
 
 def model(parts=3, bits=16):
@@ -71,7 +71,7 @@ def test_diversity_gradients_push_maps_apart():
 
 
 def test_training_step_uses_labels_and_aux_loss():
-    from fgh_tutorial.train import train_hashing
+    from fgh_tutorial.training.central import train_hashing
 
     net = model(bits=12 + 24)
     x = torch.randn(16, 3, 32, 32)
@@ -83,7 +83,7 @@ def test_training_step_uses_labels_and_aux_loss():
 def test_part_consistency():
     import numpy as np
 
-    from fgh_tutorial.exchange import part_assignments, part_consistency
+    from fgh_tutorial.models.exchnet import part_assignments, part_consistency
 
     masks = np.zeros((2, 3, 2, 2))
     masks[:, 0, 0, 0] = masks[:, 1, 0, 1] = 1

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fgh_tutorial.exercises import CHECKS, SOLUTIONS, check
+from fgh_tutorial.course.exercises import CHECKS, SOLUTIONS, check
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))

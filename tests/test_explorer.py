@@ -9,16 +9,17 @@ import torch
 from grid_pixels import expected_borders, tile_borders
 from PIL import Image
 
-from fgh_tutorial import viz
-from fgh_tutorial.asymmetric import COURSE_METHODS, method_model
-from fgh_tutorial.backbones import build_backbone
+from fgh_tutorial.app import viz
+from fgh_tutorial.models import build_network
+from fgh_tutorial.systems import COURSE_SYSTEMS, get_system
+from fgh_tutorial.models.backbones import build_backbone
 from fgh_tutorial.data import SynthBirds, course_splits
-from fgh_tutorial.encode import encode
-from fgh_tutorial.explorer import (DEFAULT_BUNDLE, Bundle, Retrieval, System, explain, load_bundle, retrieve,
-                                   system_map)
-from fgh_tutorial.metrics import average_precisions
-from fgh_tutorial.profiles import get_profile
-from fgh_tutorial.widgets import RetrievalExplorer
+from fgh_tutorial.models.encode import encode
+from fgh_tutorial.app.bundle import Bundle, default_bundle_path, load_bundle, system_map
+from fgh_tutorial.app.explorer import Retrieval, TrainedSystem, explain, retrieve
+from fgh_tutorial.retrieval.metrics import average_precisions
+from fgh_tutorial.training.profiles import get_profile
+from fgh_tutorial.app.widgets import RetrievalExplorer
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +35,14 @@ def tiny():
     db = SynthBirds("train", 3, 64).tensors()
     systems = {}
     for name, arch, lengths in (("two lengths", "hashing", (12, 24)), ("exchnet", "exchnet", (16,))):
-        model = method_model(arch, build_backbone("minires"), sum(lengths), 54).eval()
-        systems[name] = System(name, model, encode(model, db[0]), lengths, arch)
+        model = build_network(arch, build_backbone("minires"), sum(lengths), 54).eval()
+        systems[name] = TrainedSystem(name, model, encode(model, db[0]), lengths, arch)
     return Bundle(profile, systems, db[1].numpy(), np.arange(2 * 54) % 54)
 
 
 def test_shipped_bundle_is_small_and_complete(shipped):
-    assert DEFAULT_BUNDLE.stat().st_size <= 5_000_000
-    assert list(shipped.systems) == list(COURSE_METHODS)
+    assert default_bundle_path().stat().st_size <= 5_000_000
+    assert list(shipped.systems) == [get_system(n).label for n in COURSE_SYSTEMS]
     assert shipped.lengths == (12, 24, 32, 48)
     for system in shipped.systems.values():
         assert system.codes.shape == (60 * 54, 116) and set(np.unique(system.codes)) == {-1, 1}
@@ -206,7 +207,7 @@ def test_explorer_upload(tiny):
 
 
 def test_a_failing_render_is_shown_and_loses_nothing(tiny, monkeypatch):
-    import fgh_tutorial.widgets as widgets
+    import fgh_tutorial.app.widgets as widgets
 
     ex = RetrievalExplorer(tiny, index=4)
     state, shown = ex.last_state, ex.image.value

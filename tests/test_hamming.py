@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fgh_tutorial.hamming import (hamming_distances, hamming_rank, hamming_topk, hamming_topk_torch, pack_codes,
+from fgh_tutorial.retrieval.hamming import (hamming_distances, hamming_rank, hamming_topk, hamming_topk_torch, pack_codes,
                                   unpack_codes)
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fgh_tutorial.hamming import hamming_topk, pack_codes
-from fgh_tutorial.index import HammingIndex
+from fgh_tutorial.retrieval.hamming import hamming_topk, pack_codes
+from fgh_tutorial.retrieval.index import HammingIndex
 
 
 def codes(seed, n, bits):
@@ -47,6 +47,6 @@ def test_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         HammingIndex.load(tmp_path / "none.npz")
     np.savez(tmp_path / "bad.npz", x=np.ones(3))
-    with pytest.raises(ValueError, match="not a HammingIndex"):
+    with pytest.raises(ValueError, match="not a codes file"):
         HammingIndex.load(tmp_path / "bad.npz")
     assert index.search(codes(0, 2, 16), 3)[0].shape == (2, 0)

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from fgh_tutorial.losses import adsh_loss, contrastive, esrl, soft_similarity
+from fgh_tutorial.training.losses import adsh_loss, contrastive, esrl, soft_similarity
 
 
 def test_soft_and_hard_similarity():

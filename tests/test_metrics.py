@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fgh_tutorial import metrics
+from fgh_tutorial.retrieval import metrics
 
 
 def random_case(seed, n_query=5, n_db=9, bits=4, n_classes=3):

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from fgh_tutorial.backbones import build_backbone
-from fgh_tutorial.encode import encode
-from fgh_tutorial.heads import HashingModel, binarize
-from fgh_tutorial.losses import central_similarity_loss, hash_centres
-from fgh_tutorial.train import augment, train_hashing
+from fgh_tutorial.models.backbones import build_backbone
+from fgh_tutorial.models.encode import encode
+from fgh_tutorial.models.heads import HashingModel
+from fgh_tutorial.retrieval import binarize
+from fgh_tutorial.training.losses import central_similarity_loss, hash_centres
+from fgh_tutorial.training.central import augment, train_hashing
 
 
 @pytest.mark.parametrize("name, size, channels, side", [("minires", 64, 128, 8), ("resnet18", 64, 512, 2)])
@@ -69,7 +70,7 @@ def test_augment_keeps_shape_and_is_seeded():
 
 
 def test_training_learns_and_is_deterministic():
-    from fgh_tutorial.metrics import mean_average_precision
+    from fgh_tutorial.retrieval.metrics import mean_average_precision
 
     rng = torch.Generator().manual_seed(0)
     labels = torch.arange(64) % 4

@@ -187,9 +187,9 @@ def test_course_splits_on_a_real_layout_train_from_datasets(tmp_path):
     from a DataLoader, and encoding."""
 
     from fgh_tutorial.data import course_splits
-    from fgh_tutorial.encode import encode
-    from fgh_tutorial.profiles import get_profile
-    from fgh_tutorial.train import build_model, train_hashing
+    from fgh_tutorial.models.encode import encode
+    from fgh_tutorial.training.profiles import get_profile
+    from fgh_tutorial.training import build_model, train_hashing
 
     fake_caltech(tmp_path / "CUB_200_2011", n_classes=3, per_class=8)
     profile = get_profile("gpu", data_root=str(tmp_path), image_size=32, backbone="minires", pretrained=False,
@@ -238,18 +238,19 @@ def test_explorer_over_a_real_layout(tmp_path):
     """The explorer's images come from the dataset's files for a real dataset (the gpu profile),
     and a saved bundle finds them again through data_root."""
     from fgh_tutorial.data import course_splits
-    from fgh_tutorial.encode import encode
-    from fgh_tutorial.explorer import Bundle, System, load_bundle
-    from fgh_tutorial.profiles import get_profile
-    from fgh_tutorial.train import build_model
-    from fgh_tutorial.widgets import RetrievalExplorer
+    from fgh_tutorial.models.encode import encode
+    from fgh_tutorial.app.bundle import Bundle, load_bundle
+    from fgh_tutorial.app.explorer import TrainedSystem
+    from fgh_tutorial.training.profiles import get_profile
+    from fgh_tutorial.training import build_model
+    from fgh_tutorial.app.widgets import RetrievalExplorer
 
     fake_caltech(tmp_path / "CUB_200_2011", n_classes=3, per_class=8)
     profile = get_profile("gpu", data_root=str(tmp_path), image_size=32, backbone="minires", pretrained=False,
                           device="cpu", val_fraction=0.25)
     splits = course_splits(profile)
     model = build_model(profile, 8).eval()
-    system = System("mine", model, encode(model, splits["train"][0]), (8,))
+    system = TrainedSystem("mine", model, encode(model, splits["train"][0]), (8,))
     bundle = Bundle(profile, {"mine": system}, splits["train"][1].numpy(), splits["test"][1].numpy())
     assert bundle.images("train", [0, 3]).shape == (2, 32, 32, 3)
     back = load_bundle(bundle.save(tmp_path / "mine.pt"), data_root=str(tmp_path))

@@ -4,7 +4,7 @@ import pytest
 import torch
 from hypothesis import assume, given, settings, strategies as st
 
-from fgh_tutorial.solver import update_database_codes
+from fgh_tutorial.training.solver import update_database_codes
 
 
 def oracle(V, U, sample_index, db_labels, gamma, similarity):

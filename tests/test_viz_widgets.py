@@ -3,9 +3,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from fgh_tutorial import viz
-from fgh_tutorial.backbones import build_backbone
-from fgh_tutorial.heads import HashingModel
+from fgh_tutorial.app import viz
+from fgh_tutorial.models.backbones import build_backbone
+from fgh_tutorial.models.heads import HashingModel
 
 
 def test_figures_are_pure_and_return_figures():
@@ -41,7 +41,7 @@ def test_overlays():
 
 
 def test_cam_explorer_renders_what_the_widgets_say(monkeypatch):
-    from fgh_tutorial import widgets
+    from fgh_tutorial.app import widgets
 
     torch.manual_seed(0)
     model = HashingModel(build_backbone("minires"), 8).eval()

@@ -1,7 +1,9 @@
-"""Datasets: the embedded SynthBirds set, real fine-grained datasets and a user's folder."""
+"""Data: the embedded SynthBirds set, real fine-grained datasets and a user's folder, downloads,
+image transforms and training augmentation. The bottom layer: imports nothing else of the package.
+"""
 from .real import LOADERS, DatasetNotFound, ImageList, load_dataset
 from .synthetic import CLASSES, MASK_NAMES, NUM_CLASSES, PART_NAMES, SynthBirds, class_name
-from .transforms import default_transform, denormalize, normalize_batch
+from .transforms import augment, default_transform, denormalize, normalize_batch
 
 
 def course_splits(profile, progress: bool = False) -> dict:
@@ -52,7 +54,7 @@ def dataset_labels(dataset):
     return torch.as_tensor([int(y) for _, y in dataset], dtype=torch.int64)
 
 
-__all__ = ["CLASSES", "DatasetNotFound", "ImageList", "LOADERS", "MASK_NAMES", "NUM_CLASSES", "PART_NAMES",
+__all__ = ["augment", "CLASSES", "DatasetNotFound", "ImageList", "LOADERS", "MASK_NAMES", "NUM_CLASSES", "PART_NAMES",
            "SynthBirds", "class_name", "course_splits", "dataset_labels", "stack", "subset", "default_transform", "denormalize", "load_dataset",
            "normalize_batch"]
 

@@ -135,7 +135,7 @@ def line_figure(xs, series: dict, xlabel: str, ylabel: str, title: str = "") -> 
 
 def code_bits_figure(codes, names=None) -> Figure:
     """+-1 codes as rows of squares (dark = +1), with each code's packed uint64 words in hex."""
-    from .hamming import pack_codes
+    from ..retrieval.hamming import pack_codes
 
     codes = np.asarray(codes)
     words = pack_codes(codes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .heads import binarize
+from ..retrieval.codes import binarize
 
 
 def _batches(images, batch_size):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .codes import load_codes, save_codes
 from .hamming import WORD_BITS, database_columns, hamming_rank, hamming_topk, pack_codes
 
 BACKENDS = ("numba", "faiss")
@@ -83,20 +84,14 @@ class HammingIndex:
         return hamming_rank(self._as_words(queries, "queries"), self.words)
 
     def save(self, path) -> Path:
-        path = Path(path)
-        np.savez(path, words=self.words, bits=self.bits)
-        return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+        """Write the codes atomically in the one codes format (``retrieval.codes.save_codes``)."""
+        return save_codes(path, self.words, self.bits)
 
     @classmethod
     def load(cls, path, backend: str = "numba") -> "HammingIndex":
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no index file at {path}")
-        with np.load(path) as f:
-            if "words" not in f or "bits" not in f:
-                raise ValueError(f"{path} is not a HammingIndex file (needs 'words' and 'bits')")
-            index = cls(int(f["bits"]), backend)
-            return index.add(f["words"])
+        """An index of a codes file; its bit count, word width and padding bits are checked."""
+        words, bits, _ = load_codes(path)
+        return cls(bits, backend).add(words)
 
     def __repr__(self) -> str:
         return f"HammingIndex(bits={self.bits}, ntotal={self.ntotal}, backend={self.backend!r})"

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from . import viz
-from .cam import METHODS, cam_layers, compute_cams
-from .data.transforms import denormalize
+from ..attention.cam import METHODS, cam_layers, compute_cams
+from ..data.transforms import denormalize
 from .explorer import explain, retrieve
 
 

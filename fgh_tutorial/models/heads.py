@@ -8,14 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def binarize(u):
-    """sign with ties to +1, so every code is strictly +-1 (torch tensor or numpy array)."""
-    if isinstance(u, torch.Tensor):
-        return torch.where(u >= 0, 1.0, -1.0).to(u.dtype if u.is_floating_point() else torch.float32)
-    import numpy as np
-
-    return np.where(np.asarray(u) >= 0, 1, -1).astype(np.int8)
+from ..retrieval.codes import hard_sign
 
 
 class HashHead(nn.Module):
@@ -55,4 +48,4 @@ class HashingModel(nn.Module):
 
     @torch.no_grad()
     def encode(self, x):
-        return binarize(self(x))
+        return hard_sign(self(x))

@@ -1,7 +1,5 @@
-"""Packed binary codes and Hamming search.
-
-A c-bit code b in {-1, +1}^c is stored as ceil(c / 64) uint64 words: bit j of the code is
-bit (j mod 64) of word j // 64, set where b_j = +1. The Hamming distance of two codes is
+"""Hamming search over packed codes (the layout of ``codes.py``): all distances, compiled top-k,
+full ranking, and a torch matmul top-k for comparison. The distance of two codes is
 
     d_H(b, b') = popcount(w XOR w')  summed over words  =  (c - b.b') / 2.
 """
@@ -9,54 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-WORD_BITS = 64
+from .codes import WORD_BITS, as_sign_array, check_words, pack_codes, unpack_codes
+
+__all__ = ["WORD_BITS", "as_sign_array", "database_columns", "hamming_distances", "hamming_rank", "hamming_topk",
+           "hamming_topk_torch", "pack_codes", "unpack_codes"]
 
 
-def as_sign_array(codes, name: str = "codes") -> np.ndarray:
-    """``codes`` (numpy array or torch tensor, n x c) as an int8 numpy array of +-1 values."""
-    if hasattr(codes, "detach"):
-        codes = codes.detach().cpu().numpy()
-    arr = np.asarray(codes)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n x bits), got shape {arr.shape}")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{name} must hold the numbers -1 and +1, got dtype {arr.dtype}")
-    if arr.size and not np.isin(arr, (-1, 1)).all():
-        bad = arr[~np.isin(arr, (-1, 1))].ravel()[:3]
-        raise ValueError(f"{name} must hold only -1 and +1 (use fgh_tutorial.heads.binarize), found {bad}")
-    return arr.astype(np.int8, copy=False)
-
-
-def pack_codes(codes) -> np.ndarray:
-    """Pack +-1 codes (n x c) into uint64 words (n x ceil(c/64))."""
-    signs = as_sign_array(codes)
-    n, c = signs.shape
-    words = -(-c // WORD_BITS)
-    bits = np.zeros((n, words * WORD_BITS), dtype=np.uint8)
-    bits[:, :c] = signs > 0
-    # little-endian bit order inside each byte, bytes in little-endian word order
-    packed = np.packbits(bits.reshape(n, words, 8, 8), axis=-1, bitorder="little")
-    return np.ascontiguousarray(packed.reshape(n, words * 8)).view("<u8").astype(np.uint64, copy=False)
-
-
-def unpack_codes(words, bits: int) -> np.ndarray:
-    """Inverse of :func:`pack_codes`: uint64 words (n x w) -> +-1 int8 codes (n x bits)."""
-    words = _check_words(words, "words")
-    n = words.shape[0]
-    raw = np.ascontiguousarray(words.astype("<u8")).view(np.uint8).reshape(n, 8 * words.shape[1])
-    b = np.unpackbits(raw, axis=1, bitorder="little")[:, :bits]
-    return (2 * b.astype(np.int8) - 1).astype(np.int8)
-
-
-def _check_words(words, name: str) -> np.ndarray:
-    if hasattr(words, "detach"):
-        words = words.detach().cpu().numpy()
-    arr = np.asarray(words)
-    if arr.dtype != np.uint64:
-        raise TypeError(f"{name} must be uint64 words from pack_codes, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n x words), got shape {arr.shape}")
-    return arr
+def _check_words(words, name):
+    return check_words(words, name)
 
 
 def hamming_distances(query_words, db_words) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Training a hashing model, with model selection on the validation split and a cached,
-deterministic checkpoint so later notebooks start from it.
+"""Single-network training with the central-similarity loss, with model selection on the
+validation split (the course model of notebook 01; ``cache.py`` keeps it on disk).
 
 The loop is plain PyTorch: shuffle with a seeded generator, augment the batch (random flip and
 shift), minimise the loss, and every ``eval_every`` epochs encode the database and the
@@ -9,21 +9,16 @@ never looked at.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-from .backbones import build_backbone
-from .encode import encode
-from .heads import HashingModel
+from ..data.transforms import augment
+from ..models.encode import encode
+from ..models.heads import HashingModel
 from .losses import central_similarity_loss, hash_centres
-from .metrics import mean_average_precision
-from .profiles import Profile, seed_everything
+from ..retrieval.metrics import mean_average_precision
 
 
 @dataclass
@@ -32,21 +27,6 @@ class History:
     val_epochs: list = field(default_factory=list)
     val_map: list = field(default_factory=list)  # tie-aware mAP of validation queries
     best_epoch: int = -1
-
-
-def augment(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.0) -> torch.Tensor:
-    """Random horizontal flip, and a random shift of up to ``max_shift`` of the size (edge-padded).
-    On 64 px SynthBirds a shift of 1/8 made training slower to converge (validation mAP 0.24
-    against 0.38 after 14 epochs), so the course uses flips only."""
-    b, _, h, w = x.shape
-    flip = torch.rand(b, generator=generator) < 0.5
-    x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
-    pad = int(round(max_shift * h))
-    if pad == 0:
-        return x
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
-    dy, dx = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
-    return padded[:, :, dy:dy + h, dx:dx + w]
 
 
 def _batches(images, labels, batch_size, generator, workers):
@@ -121,42 +101,3 @@ def train_hashing(model: HashingModel, images, labels: torch.Tensor, *, epochs: 
     if best_state is not None:
         model.load_state_dict(best_state)
     return hist
-
-
-# ---------------------------------------------------------------- cached course checkpoint
-def cache_dir() -> Path:
-    """Where trained checkpoints are kept: ``$FGH_CACHE`` or ``~/.cache/fgh_tutorial``."""
-    return Path(os.environ.get("FGH_CACHE", Path.home() / ".cache" / "fgh_tutorial"))
-
-
-def _config(profile: Profile, bits: int) -> dict:
-    return {"profile": asdict(profile), "bits": bits, "loss": "central_similarity", "version": 2}
-
-
-def checkpoint_path(profile: Profile, bits: int) -> Path:
-    key = hashlib.sha1(json.dumps(_config(profile, bits), sort_keys=True).encode()).hexdigest()[:10]
-    return cache_dir() / f"{profile.name}-{profile.backbone}-{bits}bit-{key}.pt"
-
-
-def build_model(profile: Profile, bits: int) -> HashingModel:
-    return HashingModel(build_backbone(profile.backbone, pretrained=profile.pretrained), bits)
-
-
-def load_or_train(profile: Profile, bits: int, splits: dict, progress: bool = True, retrain: bool = False):
-    """The course model for ``profile`` and ``bits``: loaded from the cache when present, else
-    trained (deterministically under the profile's seed) and cached. ``splits`` maps
-    ``"train"`` and ``"val"`` to (images, labels) tensors. Returns (model, history)."""
-    path = checkpoint_path(profile, bits)
-    seed_everything(profile.seed, profile.threads)
-    model = build_model(profile, bits).to(profile.device)
-    if path.exists() and not retrain:
-        state = torch.load(path, map_location=profile.device, weights_only=False)
-        model.load_state_dict(state["model"])
-        return model.eval(), History(**state["history"])
-    hist = train_hashing(model, *splits["train"], epochs=profile.epochs, batch_size=profile.batch_size,
-                         lr=profile.lr, seed=profile.seed, val=splits.get("val"), progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "history": asdict(hist), "config": _config(profile, bits)}, tmp)
-    tmp.replace(path)  # atomic: an interrupted run never leaves a half-written checkpoint
-    return model.eval(), hist

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..retrieval.codes import hard_sign
+
 METHODS = ("channel_mean", "gradcam", "gradcam++", "eigencam", "layercam")
 
 
@@ -94,7 +96,7 @@ def compute_cams(model, images: torch.Tensor, method: str = "channel_mean", targ
     was_training = model.training
     if targets is None:
         with torch.no_grad():
-            codes = torch.sign(model.eval()(images)) + 0.0
+            codes = hard_sign(model.eval()(images))
         targets = [CodeSimilarity(c) for c in codes]
     with cls(model=model, target_layers=[layer]) as cam:
         maps = cam(input_tensor=images, targets=targets)

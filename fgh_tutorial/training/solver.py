@@ -7,7 +7,7 @@ one bit (column) at a time:
 
     U_bar = 0 (n x c),  U_bar[sample_index] = U
     Q = -2 c S^T U - 2 gamma U_bar
-    for k = 1..c:   V[:, k] = -sign( Q[:, k] + 2 V[:, !k] (U[:, !k]^T U[:, k]) )
+    for k = 1..c:   V[:, k] = sign( -Q[:, k] - 2 V[:, !k] (U[:, !k]^T U[:, k]) )    (sign(0) := +1)
 
 Similarity: "soft" (the official code's default) S = 1 for the same class and -r otherwise, with
 r = #similar pairs / #dissimilar pairs (r := 0 when there is no dissimilar pair, where the official
@@ -22,6 +22,8 @@ CPU and GPU.
 from __future__ import annotations
 
 import torch
+
+from ..retrieval.codes import hard_sign
 
 SIMILARITIES = ("soft", "hard")
 
@@ -54,13 +56,15 @@ def st_u(U: torch.Tensor, sample_labels: torch.Tensor, db_labels: torch.Tensor, 
 
 def update_database_codes(V, U, sample_index, db_labels, gamma: float = 200.0, similarity: str = "soft",
                           dtype=torch.float64) -> torch.Tensor:
-    """One ADSH V-step: returns the new database codes (n x c, +-1, or 0 where the argument of
-    the sign is exactly 0, as in the official code). Inputs may be numpy arrays or tensors; the
-    computation runs on U's device (pass CUDA tensors to use the GPU)."""
+    """One ADSH V-step: returns the new database codes (n x c, +-1 with sign(0) := +1, the code
+    contract; the official code leaves a 0 there), in V's floating dtype (float32 for other
+    input). Inputs may be numpy arrays or tensors; the computation runs in ``dtype`` on U's device
+    (pass CUDA tensors to use the GPU)."""
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     U = torch.as_tensor(U)
     device = U.device
+    out_dtype = V.dtype if isinstance(V, torch.Tensor) and V.is_floating_point() else torch.float32
     U = U.to(dtype)
     V = torch.as_tensor(V, device=device).to(dtype)
     index = torch.as_tensor(sample_index, device=device, dtype=torch.long)
@@ -80,5 +84,5 @@ def update_database_codes(V, U, sample_index, db_labels, gamma: float = 200.0, s
     G = U.T @ U
     Vt, Qt = V.T.contiguous(), Q.T.contiguous()  # bit-major: each bit's column is contiguous
     for k in range(c):
-        Vt[k] = -torch.sign(Qt[k] + 2 * (G[:, k] @ Vt - Vt[k] * G[k, k]))
-    return Vt.T
+        Vt[k] = hard_sign(-(Qt[k] + 2 * (G[:, k] @ Vt - Vt[k] * G[k, k])))  # sign(0) := +1
+    return Vt.T.to(out_dtype)

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .heads import HashHead, binarize
+from ..retrieval.codes import hard_sign
+from .heads import HashHead
 
 
 def _pairwise_cos(x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +139,7 @@ class ExchNet(nn.Module):
 
     @torch.no_grad()
     def encode(self, x):
-        return binarize(self(x))
+        return hard_sign(self(x))
 
 
 def _out_channels(module: nn.Module) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .heads import binarize
+from .codes import binarize
 
 
 def _as_features(x, name="features"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data.synthetic import CLASSES, NUM_CLASSES, PART_NAMES, attribute_differences
+from ..data.synthetic import CLASSES, NUM_CLASSES, PART_NAMES, attribute_differences
 
 
 def _random_codes(rng, n, bits):
@@ -24,7 +24,7 @@ def _check_one_part_pairs(fn):
 
 
 def _check_hamming_from_dot(fn):
-    from .hamming import hamming_distances, pack_codes
+    from ..retrieval.hamming import hamming_distances, pack_codes
 
     rng = np.random.default_rng(0)
     for bits in (1, 12, 48, 100):
@@ -36,7 +36,7 @@ def _check_hamming_from_dot(fn):
 
 
 def _check_ap_one_query(fn):
-    from .metrics import average_precisions
+    from ..retrieval.metrics import average_precisions
 
     rng = np.random.default_rng(1)
     for _ in range(20):
@@ -48,7 +48,7 @@ def _check_ap_one_query(fn):
 
 
 def _check_topk_numpy(fn):
-    from .hamming import hamming_topk, pack_codes
+    from ..retrieval.hamming import hamming_topk, pack_codes
 
     rng = np.random.default_rng(2)
     for bits, k in ((12, 10), (64, 5), (100, 40)):
@@ -62,7 +62,7 @@ def _check_topk_numpy(fn):
 def _check_cam(fn):
     import torch
 
-    from .cam import channel_mean_cam
+    from ..attention.cam import channel_mean_cam
 
     g = torch.Generator().manual_seed(3)
     for shape, size in (((2, 8, 4, 4), (16, 16)), ((1, 3, 5, 7), (20, 28))):
@@ -76,7 +76,7 @@ def _check_cam(fn):
 def _check_erased_fraction(fn):
     import torch
 
-    from .srem import srem_mask
+    from ..attention.srem import srem_mask
 
     g = torch.Generator().manual_seed(4)
     for n, s in ((5, 3), (50, 2), (0, 4)):
@@ -89,7 +89,7 @@ def _check_erased_fraction(fn):
 def _check_exchange(fn):
     import torch
 
-    from .exchange import exchange
+    from ..models.exchnet import exchange
 
     g = torch.Generator().manual_seed(5)
     for shape in ((3, 4, 5), (1, 2, 7)):
@@ -102,7 +102,7 @@ def _check_exchange(fn):
 def _check_ratio(fn):
     import torch
 
-    from .losses import soft_similarity
+    from ..training.losses import soft_similarity
 
     g = torch.Generator().manual_seed(6)
     for m, n, k in ((5, 30, 3), (40, 200, 7)):
@@ -116,8 +116,8 @@ def _check_ratio(fn):
 
 
 def _check_expected_precision(fn):
-    from .hamming import hamming_distances, pack_codes
-    from .metrics import precision_at_k
+    from ..retrieval.hamming import hamming_distances, pack_codes
+    from ..retrieval.metrics import precision_at_k
 
     rng = np.random.default_rng(3)
     for bits, k in ((4, 10), (8, 10), (12, 5), (12, 60)):
@@ -187,7 +187,7 @@ def _my_cam(fmap, size):
 
 
 def _erased_fraction(attention, num_regions, region_size):
-    from .srem import srem_mask
+    from ..attention.srem import srem_mask
 
     return 1 - srem_mask(attention, num_regions, region_size).mean((1, 2))
 

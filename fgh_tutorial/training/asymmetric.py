@@ -1,0 +1,252 @@
+"""Asymmetric training (ADSH, and FCAENet on top of it): the network learns the query codes,
+the database codes V are learned directly by the discrete solver.
+
+Each *iteration* runs four named steps over one ``AsymmetricState``:
+
+1. ``sample``       draw m database points Omega (and r, the similar/dissimilar ratio of the sample);
+2. ``train_epoch``  fix V, train the network on the sample (``epochs`` times) with the ADSH loss
+                    (plus, for FCAENet, the erased views of SREM and the ESRL loss);
+3. ``v_step``       fix the network, update V bit by bit (``solver.update_database_codes``);
+4. ``select``       rank the validation queries against V and keep the best iteration;
+
+and ``save_checkpoint`` after every epoch: ``train_asymmetric`` resumes from the last checkpoint in
+``checkpoint_dir``, and an interrupted run ends in the same state as an uninterrupted one.
+Optimizer, learning-rate schedule and augmentation come from ``AsymmetricConfig``.
+At test time the database codes are V (asymmetric) and the queries are encoded by the network.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..attention.srem import SREM
+from ..data import stack
+from ..data.transforms import augment
+from ..models.encode import encode
+from ..retrieval.codes import binarize
+from ..retrieval.metrics import mean_average_precision
+from .checkpoints import load_checkpoint, save_checkpoint
+from .losses import adsh_loss, esrl, soft_similarity
+from .schedules import lr_at, set_lr
+from .solver import similarity_ratio, update_database_codes
+
+METHODS = ("adsh", "adsh+srem", "adsh+esrl", "fcaenet")
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclass
+class AsymmetricConfig:
+    segments: tuple = (48,)  # code lengths learned at once (one head segment and one V each)
+    iterations: int = 3
+    epochs: int = 1  # network epochs per iteration
+    samples: int = 2000  # m, database points sampled per iteration
+    gamma: float = 200.0
+    lr: float = 1e-3
+    batch_size: int = 64
+    similarity: str = "soft"
+    method: str = "adsh"  # adsh | adsh+srem | adsh+esrl | fcaenet (SREM + ESRL)
+    esrl_weight: float = 1.0
+    alpha: float = 1.0  # ESRL weight of the (anchor, positive) pair
+    beta: float = 1.0  # ESRL weight of the (anchor, erased) pair
+    seed: int = 0
+    amp: bool = True  # bf16 autocast and channels_last, on CUDA only
+    optimizer: str = "sgd"  # FCAENet 4.2: SGD with momentum 0.9 and weight decay 1e-5
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    schedule: str = "constant"  # see schedules.py
+    milestones: tuple = ()  # iterations at which the "paper" schedule divides lr by 10
+    max_shift: float = 0.0  # augmentation: random flip, plus a shift of up to this share of the size
+
+
+@dataclass
+class AsymmetricHistory:
+    loss: list = field(default_factory=list)  # mean loss per epoch
+    val_map: list = field(default_factory=list)  # per iteration, validation queries vs V (mean over segments)
+    best_iteration: int = -1
+
+
+@dataclass
+class AsymmetricState:
+    """Everything that evolves during training, besides the network and optimizer."""
+    V: torch.Tensor  # n x bits database codes, +-1 floats
+    sample: torch.Tensor | None = None  # the m sampled database rows of this iteration
+    U: torch.Tensor | None = None  # m x bits relaxed codes of the sample, filled batch by batch
+    r: torch.Tensor | None = None  # similar / dissimilar pairs of the sample (soft similarity)
+    best: dict | None = None  # {"score", "V", "model"} of the best iteration on validation
+    iteration: int = 0  # the next iteration to run
+    epoch: int = 0  # the next epoch of that iteration
+    history: AsymmetricHistory = field(default_factory=AsymmetricHistory)
+
+
+def _uses(cfg, part):
+    return {"srem": cfg.method in ("adsh+srem", "fcaenet"), "esrl": cfg.method in ("adsh+esrl", "fcaenet")}[part]
+
+
+def _split(u, segments):
+    return u.split(list(segments), 1)
+
+
+def make_optimizer(model, cfg: AsymmetricConfig):
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
+
+
+def batch_loss(model, x, y, pos, state: AsymmetricState, cfg, erase, labels, g):
+    """ADSH loss per code segment, plus the erased view (SREM) and ESRL where the method says."""
+    S = soft_similarity(y, labels, cfg.similarity, r=state.r)  # r of the whole sample, not the batch
+    u = model(x, y) if getattr(model, "takes_labels", False) else model(x)
+    state.U[pos] = u.detach().float()
+    rows = state.sample[pos]
+    views = [u]
+    if _uses(cfg, "srem"):
+        views.append(model(erase(model, x)[0]))
+    loss = 0.0
+    for view in views:
+        for part, Vk in zip(_split(view, cfg.segments), _split(state.V, cfg.segments)):
+            loss = loss + adsh_loss(part, Vk, S, Vk[rows], cfg.gamma) / len(cfg.segments)
+    if _uses(cfg, "esrl"):
+        u_pos = model(_positives(x, y, g))
+        u_erased = views[1] if len(views) > 1 else u
+        loss = loss + cfg.esrl_weight * esrl(u, u_pos, u_erased, cfg.alpha, cfg.beta)
+    return loss + getattr(model, "aux_loss", 0.0)
+
+
+def _positives(x, y, g):
+    """For each image, a random other image of the batch with the same label (itself when alone)."""
+    weights = (y[:, None] == y[None, :]).float().cpu()
+    weights.fill_diagonal_(0)
+    alone = weights.sum(1) == 0
+    weights[alone, torch.nonzero(alone)[:, 0]] = 1
+    return x[torch.multinomial(weights, 1, generator=g)[:, 0].to(x.device)]
+
+
+# ---------------------------------------------------------------- the steps
+def sample(state: AsymmetricState, labels, cfg, g) -> None:
+    """Step 1: Omega, m database rows drawn without replacement; U reset; r of the sample."""
+    n, m = len(labels), min(cfg.samples, len(labels))
+    state.sample = torch.randperm(n, generator=g)[:m].to(labels.device)
+    state.U = torch.zeros(m, state.V.shape[1], device=labels.device)
+    state.r = similarity_ratio(labels[state.sample], labels, int(labels.max()) + 1).float()
+
+
+def train_epoch(model, opt, images, labels, state: AsymmetricState, cfg, erase, g) -> float:
+    """Step 2: one pass over the sample in shuffled mini-batches; returns the mean loss."""
+    device = labels.device
+    amp = cfg.amp and device.type == "cuda"
+    model.train()
+    total, batches, m = 0.0, 0, len(state.sample)
+    order = torch.randperm(m, generator=g).to(device)
+    for s in range(0, max(1, m - cfg.batch_size + 1), cfg.batch_size):
+        pos = order[s:s + cfg.batch_size]
+        idx = state.sample[pos]
+        x = augment(stack(images, idx.cpu()), g, cfg.max_shift).to(device, non_blocking=True)
+        if amp:
+            x = x.to(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext():
+            loss = batch_loss(model, x, labels[idx], pos, state, cfg, erase, labels, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total, batches = total + loss.item(), batches + 1
+    return total / max(batches, 1)
+
+
+def v_step(state: AsymmetricState, labels, cfg) -> None:
+    """Step 3: V, one code segment at a time, from the sample's U (FCAENet Eq. 16-17)."""
+    parts = [update_database_codes(Vk, Uk, state.sample, labels, cfg.gamma, cfg.similarity)
+             for Vk, Uk in zip(_split(state.V, cfg.segments), _split(state.U, cfg.segments))]
+    state.V = torch.cat(parts, 1)
+
+
+def select(model, state: AsymmetricState, val, labels, cfg) -> None:
+    """Step 4: model selection on the validation queries: keep the weights and V of the best iteration."""
+    score = float(sum(evaluate_asymmetric(model, val[0], val[1], state.V, labels, cfg.segments)) / len(cfg.segments))
+    state.history.val_map.append(score)
+    if state.best is None or score > state.best["score"]:
+        state.history.best_iteration = state.iteration + 1
+        state.best = {"score": score, "V": state.V.clone(),
+                      "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+
+
+def _save(path, model, opt, state: AsymmetricState, g) -> None:
+    save_checkpoint(path, {"model": model.state_dict(), "opt": opt.state_dict(), "V": state.V, "U": state.U,
+                           "sample": state.sample, "r": state.r, "best": state.best, "iteration": state.iteration,
+                           "epoch": state.epoch, "generator": g.get_state(), "history": asdict(state.history)})
+
+
+def _resume(path, model, opt, g, device) -> AsymmetricState:
+    saved = load_checkpoint(path)
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["opt"])
+    g.set_state(saved["generator"])
+    return AsymmetricState(**{k: saved[k].to(device) for k in ("V", "U", "sample", "r")}, best=saved.get("best"),
+                           iteration=saved["iteration"], epoch=saved["epoch"],
+                           history=AsymmetricHistory(**saved["history"]))
+
+
+# ---------------------------------------------------------------- the loop
+def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_dir=None, val=None,
+                     stop_after_epochs: int | None = None, progress: bool = True):
+    """Train ``model`` asymmetrically on the database (images, labels); returns (V, history).
+
+    ``val = (images, labels)``: validation queries ranked against V after every iteration; the
+    weights and V of the best iteration are restored at the end (never the query split).
+    ``stop_after_epochs`` interrupts the run after that many epochs (to test resuming).
+    """
+    if cfg.method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+    if sum(cfg.segments) != model.bits:
+        raise ValueError(f"segments {cfg.segments} must add up to the model's {model.bits} bits")
+    device = next(model.parameters()).device
+    labels = torch.as_tensor(labels).to(device)
+    g = torch.Generator().manual_seed(cfg.seed)
+    state = AsymmetricState(V=torch.where(torch.randn(len(labels), model.bits, generator=g) >= 0, 1.0, -1.0).to(device))
+    opt = make_optimizer(model, cfg)
+    erase = SREM.for_image_size(stack(images, [0]).shape[-1])
+    path = Path(checkpoint_dir) / "asymmetric.pt" if checkpoint_dir else None
+    if path is not None and path.exists():
+        state = _resume(path, model, opt, g, device)
+    if cfg.amp and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    done = 0
+    for it in tqdm(range(state.iteration, cfg.iterations), desc=f"{cfg.method} iterations", disable=not progress):
+        state.iteration = it
+        set_lr(opt, lr_at(cfg.schedule, cfg.lr, it, cfg.milestones))
+        if state.epoch == 0 or state.sample is None:
+            sample(state, labels, cfg, g)
+        for epoch in range(state.epoch, cfg.epochs):
+            state.history.loss.append(train_epoch(model, opt, images, labels, state, cfg, erase, g))
+            if epoch == cfg.epochs - 1:  # fix the network, learn V
+                v_step(state, labels, cfg)
+                if val is not None:
+                    select(model, state, val, labels, cfg)
+            state.iteration, state.epoch = (it + 1, 0) if epoch == cfg.epochs - 1 else (it, epoch + 1)
+            if path is not None:
+                _save(path, model, opt, state, g)
+            done += 1
+            if stop_after_epochs is not None and done >= stop_after_epochs:
+                return state.V, state.history
+        state.epoch = 0
+    if state.best is not None:
+        model.load_state_dict(state.best["model"])
+        state.V = state.best["V"].to(device)
+    return state.V, state.history
+
+
+def evaluate_asymmetric(model, query_images, query_labels, V, db_labels, segments, ties="expected") -> list:
+    """Tie-aware mAP of every code segment: network codes of the queries against V."""
+    codes, db = encode(model, query_images), binarize(V)
+    ql = query_labels.cpu() if hasattr(query_labels, "cpu") else query_labels
+    dl = db_labels.cpu() if hasattr(db_labels, "cpu") else db_labels
+    out, start = [], 0
+    for b in segments:
+        out.append(mean_average_precision(codes[:, start:start + b], db[:, start:start + b], ql, dl, ties=ties))
+        start += b
+    return out

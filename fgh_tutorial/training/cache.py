@@ -1,0 +1,53 @@
+"""The course model on disk: trained once per profile and code length (deterministically under
+the profile's seed), then loaded, so later notebooks start from notebook 01's model.
+Checkpoints hold tensors only and are read with ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from ..models.backbones import build_backbone
+from ..models.heads import HashingModel
+from .central import History, train_hashing
+from .checkpoints import load_checkpoint, save_checkpoint
+from .profiles import Profile, seed_everything
+
+
+def cache_dir() -> Path:
+    """Where trained checkpoints are kept: ``$FGH_CACHE`` or ``~/.cache/fgh_tutorial``."""
+    return Path(os.environ.get("FGH_CACHE", Path.home() / ".cache" / "fgh_tutorial"))
+
+
+def _config(profile: Profile, bits: int) -> dict:
+    return {"profile": asdict(profile), "bits": bits, "loss": "central_similarity", "version": 2}
+
+
+def checkpoint_path(profile: Profile, bits: int) -> Path:
+    key = hashlib.sha1(json.dumps(_config(profile, bits), sort_keys=True).encode()).hexdigest()[:10]
+    return cache_dir() / f"{profile.name}-{profile.backbone}-{bits}bit-{key}.pt"
+
+
+def build_model(profile: Profile, bits: int) -> HashingModel:
+    return HashingModel(build_backbone(profile.backbone, pretrained=profile.pretrained), bits)
+
+
+def load_or_train(profile: Profile, bits: int, splits: dict, progress: bool = True, retrain: bool = False):
+    """The course model for ``profile`` and ``bits``: loaded from the cache when present, else
+    trained (deterministically under the profile's seed) and cached. ``splits`` maps
+    ``"train"`` and ``"val"`` to (images, labels) tensors. Returns (model, history)."""
+    path = checkpoint_path(profile, bits)
+    seed_everything(profile.seed, profile.threads)
+    model = build_model(profile, bits).to(profile.device)
+    if path.exists() and not retrain:
+        state = load_checkpoint(path, map_location=profile.device)
+        model.load_state_dict(state["model"])
+        return model.eval(), History(**state["history"])
+    hist = train_hashing(model, *splits["train"], epochs=profile.epochs, batch_size=profile.batch_size,
+                         lr=profile.lr, seed=profile.seed, val=splits.get("val"), progress=progress)
+    # atomic: an interrupted run never leaves a half-written checkpoint
+    save_checkpoint(path, {"model": model.state_dict(), "history": asdict(hist), "config": _config(profile, bits)})
+    return model.eval(), hist
