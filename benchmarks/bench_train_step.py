@@ -11,9 +11,9 @@ import argparse
 
 import torch
 
+from fgh_tutorial.systems import get_system
 from fgh_tutorial.training.asymmetric import AsymmetricConfig, AsymmetricState, batch_loss
 from fgh_tutorial.models.backbones import build_backbone
-from fgh_tutorial.models.heads import HashingModel
 from fgh_tutorial.retrieval import hard_sign
 from fgh_tutorial.training.solver import similarity_ratio
 from fgh_tutorial.attention.srem import SREM
@@ -51,11 +51,12 @@ def main():
     bare_step(bare, opt, x, y, device)
     t_bare, _ = best_time(lambda: ([bare_step(bare, opt, x, y, device) for _ in range(a.steps)], sync()), repeat=2)
 
-    model = HashingModel(build_backbone("resnet50"), a.bits).to(device).to(memory_format=torch.channels_last)
+    fcaenet = get_system("fcaenet")
+    model = fcaenet.build(build_backbone("resnet50"), a.bits, 200).to(device).to(memory_format=torch.channels_last)
     opt2 = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     n = 5994
     labels = torch.randint(0, 200, (n,), device=device)
-    cfg = AsymmetricConfig(segments=(a.bits,), method="fcaenet")
+    cfg = fcaenet.config(AsymmetricConfig(segments=(a.bits,)))
     sample = torch.randperm(n, device=device)[: a.batch]
     state = AsymmetricState(V=hard_sign(torch.randn(n, a.bits, device=device)), sample=sample,
                             U=torch.zeros(a.batch, a.bits, device=device),

@@ -29,3 +29,20 @@ def test_ci_calls_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make test" in (ROOT / ".ci" / "run").read_text()
     assert "torch==" in (ROOT / "constraints.txt").read_text()
+
+
+def test_wheel_ships_the_explorer_bundle_and_every_subpackage(tmp_path):
+    """A non-editable install gets the explorer bundle (package data) and every layer."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    wheel = next(tmp_path.glob("fgh_tutorial-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "fgh_tutorial/app/explorer_bundle.pt" in names
+    packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "fgh_tutorial").rglob("__init__.py")}
+    assert {f"{p}/__init__.py" for p in packages} <= names
+    bundle = zipfile.ZipFile(wheel).getinfo("fgh_tutorial/app/explorer_bundle.pt")
+    assert bundle.file_size == (ROOT / "fgh_tutorial" / "app" / "explorer_bundle.pt").stat().st_size
