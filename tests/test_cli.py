@@ -83,3 +83,13 @@ def test_explorer_over_a_trained_run(run):
         bundle_from_runs()
     with pytest.raises(ValueError, match="two runs are named 'adsh12'"):
         bundle_from_runs(run, run)
+
+
+def test_train_help_lists_the_registry(capsys):
+    from fgh_tutorial.systems import SYSTEMS
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for name, system in SYSTEMS.items():
+        assert name in out and system.description[:30] in out
