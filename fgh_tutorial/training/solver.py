@@ -54,6 +54,15 @@ def st_u(U: torch.Tensor, sample_labels: torch.Tensor, db_labels: torch.Tensor, 
     return (1 + r) * sums[db_labels] - r * total
 
 
+def linear_term(U: torch.Tensor, sample_index: torch.Tensor, db_labels: torch.Tensor, gamma: float = 200.0,
+                similarity: str = "soft") -> torch.Tensor:
+    """Q = -2 c S^T U - 2 gamma U_bar (n x c), the part of Eq. 16 that is linear in V; ``db_labels``
+    are class ids 0..K-1 (n,), ``sample_index`` the rows of the database that U encodes."""
+    n_classes = int(db_labels.max()) + 1 if len(db_labels) else 0
+    Q = -2 * U.shape[1] * st_u(U, db_labels[sample_index], db_labels, n_classes, similarity)
+    return Q.index_add_(0, sample_index, -2 * gamma * U)  # -2 gamma U_bar, without building U_bar
+
+
 def update_database_codes(V, U, sample_index, db_labels, gamma: float = 200.0, similarity: str = "soft",
                           dtype=torch.float64) -> torch.Tensor:
     """One ADSH V-step: returns the new database codes (n x c, +-1 with sign(0) := +1, the code
@@ -77,12 +86,9 @@ def update_database_codes(V, U, sample_index, db_labels, gamma: float = 200.0, s
     y = _labels(db_labels, device)
     if len(y) != len(V):
         raise ValueError(f"db_labels has {len(y)} entries for {len(V)} database codes")
-    n, c = V.shape
-    n_classes = int(y.max()) + 1 if len(y) else 0
-    Q = -2 * c * st_u(U, y[index], y, n_classes, similarity)
-    Q.index_add_(0, index, -2 * gamma * U)  # -2 gamma U_bar, without building U_bar
+    Q = linear_term(U, index, y, gamma, similarity)
     G = U.T @ U
     Vt, Qt = V.T.contiguous(), Q.T.contiguous()  # bit-major: each bit's column is contiguous
-    for k in range(c):
+    for k in range(V.shape[1]):  # Eq. 17, one bit at a time
         Vt[k] = hard_sign(-(Qt[k] + 2 * (G[:, k] @ Vt - Vt[k] * G[k, k])))  # sign(0) := +1
     return Vt.T.to(out_dtype)
