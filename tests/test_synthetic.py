@@ -60,3 +60,25 @@ def test_errors():
         SynthBirds(per_class=1)[NUM_CLASSES]
     with pytest.raises(ValueError, match="at least 16"):
         render(0, np.random.default_rng(0), size=8)
+
+
+def test_redundant_cues_change_only_the_bird():
+    plain, red = SynthBirds("train", per_class=1), SynthBirds("train", per_class=1, redundant=True)
+    for i in (0, 13, 40):
+        (a, masks), (b, masks_r) = plain.render(i), red.render(i)
+        np.testing.assert_array_equal(masks, masks_r)
+        changed = (a != b).any(-1)
+        assert changed.sum() > 20  # the second cues are visible at 64 px
+        bird = torch.nn.functional.max_pool2d(torch.from_numpy(masks[-1]).float()[None], 3, 1, 1)[0].numpy() > 0
+        assert not (changed & ~bird).any()
+
+
+def test_redundant_cue_follows_its_attribute():
+    from fgh_tutorial.data.synthetic import CLASSES
+
+    beak_only = next(b for b in range(NUM_CLASSES) if attribute_differences(0, b) == ["beak"])
+    a, _ = render(0, np.random.default_rng(5), redundant=True)  # the same random stream: same pose and colours
+    b, m = render(beak_only, np.random.default_rng(5), redundant=True)
+    beak = m[0].astype(bool)
+    assert CLASSES[0][1:] == CLASSES[beak_only][1:]
+    assert ((a != b).any(-1) & ~beak).sum() > 5  # the rump band changes colour with the beak

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import colorsys
 import itertools
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .geometry import (BEAK, BELLY_PATCH, BODY, BREAST_BARS, BREAST_SPOTS, CROWN_STRIPE, EYE_REGION, EYE_RING, HEAD,
+                       LEGS, PUPIL, RUMP_BAND, TAIL, TAIL_BARS, TAIL_SPOTS, WING, WING_BAR, Pose)
 
 PART_NAMES = ("beak", "eye", "wing", "tail")
 MASK_NAMES = PART_NAMES + ("bird",)
@@ -55,50 +57,6 @@ def attribute_differences(a: int, b: int) -> list[str]:
     return [p for p, x, y in zip(PART_NAMES, CLASSES[a], CLASSES[b]) if x != y]
 
 
-# ---------------------------------------------------------------- geometry
-def _ellipse(cx, cy, rx, ry, angle=0.0, n=28):
-    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    x, y = rx * np.cos(t), ry * np.sin(t)
-    c, s = np.cos(angle), np.sin(angle)
-    return np.stack([cx + c * x - s * y, cy + s * x + c * y], 1)
-
-
-def _poly(*pts):
-    return np.asarray(pts, dtype=np.float64)
-
-
-# The canonical bird faces right, x in [-1, 1], y down. Each entry: name -> polygon.
-BODY = _ellipse(0.0, 0.1, 0.5, 0.3)
-HEAD = _ellipse(0.45, -0.22, 0.24, 0.24)
-BEAK = _poly((0.62, -0.32), (0.62, -0.12), (0.98, -0.2))
-EYE_REGION = _ellipse(0.5, -0.27, 0.12, 0.12)
-EYE_RING = _ellipse(0.5, -0.27, 0.115, 0.115)
-PUPIL = _ellipse(0.5, -0.27, 0.06, 0.06)
-WING = _ellipse(-0.05, 0.05, 0.38, 0.17, angle=-0.12)
-WING_BAR = _poly((-0.12, -0.11), (0.0, -0.12), (0.05, 0.21), (-0.07, 0.22))
-TAIL = _poly((-0.42, 0.02), (-0.98, -0.18), (-0.98, 0.34), (-0.42, 0.2))
-TAIL_BARS = [_poly((x, -0.2), (x + 0.1, -0.2), (x + 0.1, 0.36), (x, 0.36)) for x in (-0.9, -0.7)]
-TAIL_SPOTS = [_ellipse(x, y, 0.06, 0.06) for x, y in ((-0.86, -0.04), (-0.86, 0.2), (-0.66, 0.08))]
-LEGS = [_poly((x, 0.35), (x + 0.04, 0.35), (x + 0.0, 0.62), (x - 0.04, 0.62)) for x in (-0.05, 0.12)]
-
-
-@dataclass(frozen=True)
-class Pose:
-    """Where the canonical bird lands in the image: p' = centre + scale * R(angle) * (flip * p)."""
-
-    centre: tuple[float, float]
-    scale: float
-    angle: float
-    flip: bool
-
-    def apply(self, pts: np.ndarray) -> list[tuple[float, float]]:
-        x = -pts[:, 0] if self.flip else pts[:, 0]
-        c, s = np.cos(self.angle), np.sin(self.angle)
-        px = self.centre[0] + self.scale * (c * x - s * pts[:, 1])
-        py = self.centre[1] + self.scale * (s * x + c * pts[:, 1])
-        return list(zip(px.tolist(), py.tolist()))
-
-
 def _random_colour(rng, sat=(0.25, 0.85), val=(0.35, 0.95)):
     r, g, b = colorsys.hsv_to_rgb(rng.random(), rng.uniform(*sat), rng.uniform(*val))
     return int(255 * r), int(255 * g), int(255 * b)
@@ -125,7 +83,18 @@ def _draw_clutter(draw, rng, size):
             draw.line([x, y, x2, y2], fill=colour, width=max(1, int(size * 0.02)))
 
 
-def _draw_bird(draw, pose, label, rng):
+def _draw_second_cues(draw, pose, label):
+    """The redundant option: every attribute shown a second time, far from its part (geometry.py)."""
+    beak, eye, wing, tail = CLASSES[label]
+    draw.polygon(pose.apply(RUMP_BAND), fill=BEAK_COLOURS[beak])
+    if eye == "white":
+        draw.polygon(pose.apply(BELLY_PATCH), fill=(250, 250, 250))
+    draw.polygon(pose.apply(CROWN_STRIPE), fill=WING_BARS[wing])
+    for shape in {"plain": [], "barred": BREAST_BARS, "spotted": BREAST_SPOTS}[tail]:
+        draw.polygon(pose.apply(shape), fill=(240, 240, 240))
+
+
+def _draw_bird(draw, pose, label, rng, redundant=False):
     beak, eye, wing, tail = CLASSES[label]
     body = _random_colour(rng)
     dark = _shade(body, 0.7)
@@ -143,6 +112,8 @@ def _draw_bird(draw, pose, label, rng):
     draw.polygon(pose.apply(HEAD), fill=body)
     draw.polygon(pose.apply(WING), fill=dark)
     draw.polygon(pose.apply(WING_BAR), fill=WING_BARS[wing])
+    if redundant:
+        _draw_second_cues(draw, pose, label)
     draw.polygon(pose.apply(BEAK), fill=BEAK_COLOURS[beak])
     if eye == "white":
         draw.polygon(pose.apply(EYE_RING), fill=(250, 250, 250))
@@ -185,8 +156,10 @@ def _lighting(img, rng):
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
-def render(label: int, rng: np.random.Generator, size: int = 64, supersample: int | None = None):
-    """Draw one image of class ``label``: returns ``(image uint8 HxWx3, masks uint8 5xHxW in {0,1})``."""
+def render(label: int, rng: np.random.Generator, size: int = 64, supersample: int | None = None,
+           redundant: bool = False):
+    """Draw one image of class ``label``: returns ``(image uint8 HxWx3, masks uint8 5xHxW in {0,1})``.
+    ``redundant=True`` adds the second cues and changes nothing else (the same random draws)."""
     if not 0 <= label < NUM_CLASSES:
         raise ValueError(f"label must be in [0, {NUM_CLASSES}), got {label}")
     if size < 16:
@@ -197,7 +170,7 @@ def render(label: int, rng: np.random.Generator, size: int = 64, supersample: in
     draw = ImageDraw.Draw(canvas)
     _draw_clutter(draw, rng, big)
     pose = _random_pose(rng, big)
-    _draw_bird(draw, pose, label, rng)
+    _draw_bird(draw, pose, label, rng, redundant)
     masks = _masks(pose, big)
     if ss > 1:
         canvas = canvas.resize((size, size), Image.BOX)
@@ -221,16 +194,22 @@ class SynthBirds:
     ``transform`` takes a PIL image (torchvision transforms); without one an item is a
     float tensor 3xHxW in [0, 1]. With ``return_masks=True`` an item is
     ``(image, label, masks)`` where masks is a uint8 tensor 5xHxW (``MASK_NAMES``).
+
+    ``redundant=True``: every attribute is also shown by a second cue elsewhere on the bird (a rump
+    band in the beak's colour, a white belly patch with the white eye ring, a crown stripe in the
+    wing bar's colour, breast bars or spots with the tail's pattern), so a class stays recoverable
+    when one part is hidden, as real species carry several correlated cues. The same images
+    otherwise (pose, colours, clutter); the part masks mark the first cues. Default: off.
     """
 
     def __init__(self, split: str = "train", per_class: int = 30, image_size: int = 64,
-                 seed: int = 0, transform=None, return_masks: bool = False):
+                 seed: int = 0, transform=None, return_masks: bool = False, redundant: bool = False):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
         if per_class < 1:
             raise ValueError(f"per_class must be at least 1, got {per_class}")
         self.split, self.per_class, self.image_size, self.seed = split, per_class, image_size, seed
-        self.transform, self.return_masks = transform, return_masks
+        self.transform, self.return_masks, self.redundant = transform, return_masks, redundant
         self.classes = [class_name(c) for c in range(NUM_CLASSES)]
         self.targets = np.arange(len(self)) % NUM_CLASSES
 
@@ -241,7 +220,8 @@ class SynthBirds:
         """``(image uint8 HxWx3, masks uint8 5xHxW)`` of item ``index``."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
-        return render(int(self.targets[index]), image_seed(self.seed, self.split, index), self.image_size)
+        return render(int(self.targets[index]), image_seed(self.seed, self.split, index), self.image_size,
+                      redundant=self.redundant)
 
     def __getitem__(self, index: int):
         import torch
