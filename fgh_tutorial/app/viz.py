@@ -80,20 +80,26 @@ def pr_figure(curves: dict) -> Figure:
 
 
 def grouped_bars(values: dict, groups: list, ylabel: str, title: str = "", chance: float | None = None) -> Figure:
-    """Bars per group for each series: ``values = {series: [v per group]}``."""
-    fig = _figure(1.2 + 1.1 * len(groups) * max(1, len(values)) / 2, 3.4)
+    """Bars per group for each series: ``values = {series: [v per group]}``. The figure widens with
+    the number of bars, and the legend sits outside the axes, so neither labels nor bars overlap."""
+    n = max(1, len(values))
+    fig = _figure(1.6 + len(groups) * (0.45 + 0.3 * n) + (1.3 if n > 1 or chance is not None else 0), 3.4)
     ax = fig.subplots()
-    width = 0.8 / len(values)
+    width = 0.8 / n
     x = np.arange(len(groups))
+    top = 0.0
     for i, (name, vals) in enumerate(values.items()):
-        bars = ax.bar(x + (i - (len(values) - 1) / 2) * width, vals, width, label=name)
-        ax.bar_label(bars, fmt="%.3f", fontsize=6, padding=1)
+        bars = ax.bar(x + (i - (n - 1) / 2) * width, vals, width, label=name)
+        ax.bar_label(bars, fmt="%.3f", fontsize=6, padding=1, rotation=90 if n > 2 else 0)
+        top = max(top, max(vals, default=0.0))
     if chance is not None:
         ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax.set_ylim(0, top * (1.25 if n > 2 else 1.12) or 1)
     ax.set_xticks(x, groups, fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    if n > 1 or chance is not None:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 
