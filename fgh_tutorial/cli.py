@@ -4,6 +4,9 @@
     python -m fgh_tutorial train --dataset synthetic --bits 48 --method adsh --out runs/adsh48
     python -m fgh_tutorial evaluate --run runs/adsh48
     python -m fgh_tutorial query --run runs/adsh48 bird1.jpg bird2.jpg
+    python -m fgh_tutorial verify --data my_images/     decode every image, list the bad ones
+
+A failure is one line "error: ..." (exit status 2); --debug shows the traceback.
 """
 from __future__ import annotations
 
@@ -34,9 +37,24 @@ def _train(args) -> int:
     from .runs import train_run
 
     metrics = train_run(args.out, args.dataset, args.data, args.bits, args.method, args.profile,
-                        iterations=args.iterations, epochs=args.epochs, samples=args.samples, device=args.device)
+                        iterations=args.iterations, epochs=args.epochs, samples=args.samples, device=args.device,
+                        force=args.force, resume=args.resume, on_bad_image=args.on_bad_image)
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
     print(f"run written to {args.out}/")
+    return 0
+
+
+def _verify(args) -> int:
+    from .data.verify import verify_data
+
+    total, bad = verify_data(args.data, args.dataset, progress=not args.quiet)
+    for path, reason in bad:
+        print(f"{path}: {reason}")
+    if bad:
+        print(f"error: {len(bad)} of {total} image files cannot be decoded (listed above): fix or remove them, "
+              "or train with --on-bad-image skip", file=sys.stderr)
+        return 2
+    print(f"all {total} image files under {args.data} decode")
     return 0
 
 
@@ -58,7 +76,14 @@ def _query(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fgh_tutorial", description=__doc__)
+    from .errors import run_command
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere on the line, for every command
+    argv = [a for a in argv if a != "--debug"]
+    parser = argparse.ArgumentParser(prog="python -m fgh_tutorial", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     sub = parser.add_subparsers(dest="command", required=True)
     course = sub.add_parser("course", help="execute the notebooks and print their key numbers")
     course.add_argument("notebooks", nargs="*", help="notebooks to run (default: notebooks/NN_*.ipynb)")
@@ -81,6 +106,12 @@ def main(argv=None) -> int:
     train.add_argument("--epochs", type=_positive, default=1, help="network epochs per iteration")
     train.add_argument("--samples", type=_positive, default=2000, help="database points sampled per iteration")
     train.add_argument("--device", help="cpu or cuda (default: the profile's, cpu without a GPU)")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--force", action="store_true", help="--out holds a run: delete it and start over")
+    again.add_argument("--resume", action="store_true", help="--out holds a run with the same settings: continue it")
+    train.add_argument("--on-bad-image", choices=["fail", "skip"], default="fail",
+                       help="an image file that cannot be decoded stops training (fail) or is left out and listed "
+                            "in the run folder (skip)")
     train.set_defaults(handler=_train)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a run on its query split")
@@ -94,14 +125,17 @@ def main(argv=None) -> int:
     query.add_argument("images", nargs="+")
     query.set_defaults(handler=_query)
 
+    verify = sub.add_parser("verify", help="decode every image of a dataset and list the files that fail")
+    verify.add_argument("--data", required=True, help="the dataset's folder")
+    verify.add_argument("--dataset", choices=["folder", *LOADERS], default="folder",
+                        help="the folder's layout (default: every image file under --data)")
+    verify.add_argument("--quiet", action="store_true", help="no progress bar")
+    verify.set_defaults(handler=_verify)
+
     args = parser.parse_args(argv)
     if getattr(args, "dataset", "synthetic") != "synthetic" and not args.data:
         parser.error(f"--dataset {args.dataset} needs --data ROOT (the dataset's folder)")
-    try:
-        return args.handler(args)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run_command(args.handler, args, debug, argv)
 
 
 def _positive(text):

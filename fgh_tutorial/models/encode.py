@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from ..retrieval.codes import binarize
+from .device import check_device
 
 
 def _batches(images, batch_size):
@@ -19,7 +20,7 @@ def _batches(images, batch_size):
 @torch.no_grad()
 def relaxed_codes(model, images, batch_size: int = 256, device: str | None = None) -> torch.Tensor:
     """u = tanh(W f + b) of every image (a tensor N x 3 x H x W, or a Dataset of (x, y))."""
-    device = device or next(model.parameters()).device
+    device = check_device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = [model(x.to(device)).float().cpu() for x in _batches(images, batch_size)]
@@ -35,7 +36,7 @@ def encode(model, images, batch_size: int = 256, device: str | None = None) -> n
 @torch.no_grad()
 def pooled_features(backbone, images, batch_size: int = 256, device: str | None = None) -> np.ndarray:
     """The pooled backbone feature of every image, float32 (N x C)."""
-    device = device or next(backbone.parameters()).device
+    device = check_device(device) if device is not None else next(backbone.parameters()).device
     was_training = backbone.training
     backbone.eval()
     out = [backbone(x.to(device))[1].float().cpu() for x in _batches(images, batch_size)]

@@ -130,5 +130,8 @@ def load_codes(path, bits: int | None = None) -> tuple[np.ndarray, int, dict]:
     data.pop("format", None)
     if bits is not None and stored != int(bits):
         raise ValueError(f"{path} holds {stored}-bit codes, expected {bits}")
-    words = check_words(data.pop("words"), f"{path.name}: words", stored)
+    try:
+        words = check_words(data.pop("words"), f"{path}: words", stored)
+    except TypeError as err:  # the file's content, not the caller's argument
+        raise ValueError(str(err)) from None
     return words, stored, data

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .codes import load_codes, save_codes
+from .codes import check_words, load_codes, save_codes
 from .hamming import WORD_BITS, database_columns, hamming_rank, hamming_topk, pack_codes
 
 BACKENDS = ("numba", "faiss")
@@ -51,10 +51,8 @@ class HammingIndex:
 
     def _as_words(self, codes, name):
         arr = codes.detach().cpu().numpy() if hasattr(codes, "detach") else np.asarray(codes)
-        if arr.dtype == np.uint64:
-            if arr.ndim != 2 or arr.shape[1] != self.n_words:
-                raise ValueError(f"{name}: packed codes of {self.bits} bits have {self.n_words} words, got shape {arr.shape}")
-            return np.ascontiguousarray(arr)
+        if arr.dtype == np.uint64:  # width and zero padding bits checked: padding never counts in a distance
+            return np.ascontiguousarray(check_words(arr, name, self.bits))
         if arr.ndim != 2 or arr.shape[1] != self.bits:
             raise ValueError(f"{name} must be (n x {self.bits}) +-1 codes or packed uint64 words, got shape {arr.shape}")
         return pack_codes(arr)
@@ -70,6 +68,8 @@ class HammingIndex:
 
     def search(self, queries, k: int):
         """(distances, ids) of the k nearest codes, sorted, ties by lower id (numba backend)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
         q = self._as_words(queries, "queries")
         if self._faiss is not None and self.ntotal:
             k = min(int(k), self.ntotal)

@@ -21,13 +21,24 @@ TIES = ("expected", "stable")
 
 
 # ---------------------------------------------------------------- inputs
-def _labels(labels, name):
+def check_labels(labels, name: str = "labels") -> np.ndarray:
+    """Labels as a numpy array: class ids (n,), or multi-hot rows (n x L) with L >= 2. A column
+    (n x 1) is read as class ids: one label per row is never multi-hot."""
     if hasattr(labels, "detach"):
         labels = labels.detach().cpu().numpy()
     arr = np.asarray(labels)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
     if arr.ndim not in (1, 2):
         raise ValueError(f"{name} must be class ids (n,) or multi-hot rows (n x L), got shape {arr.shape}")
+    if arr.ndim == 2 and arr.dtype != bool and not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"{name}: multi-hot rows must be 0/1 numbers, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
     return arr
+
+
+_labels = check_labels
 
 
 def _check(query_codes, db_codes, query_labels, db_labels, ties="expected"):
@@ -42,7 +53,9 @@ def _check(query_codes, db_codes, query_labels, db_labels, ties="expected"):
     if ql.ndim != dl.ndim:
         raise ValueError("query and database labels must both be class ids or both multi-hot")
     if len(db) == 0:
-        raise ValueError("the database is empty")
+        raise ValueError("db_codes is empty: the database needs at least one code")
+    if len(qb) == 0:
+        raise ValueError("query_codes is empty: give at least one query")
     return qb, db, ql, dl
 
 
@@ -182,6 +195,8 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int) -> float:
 
 
 def _check_k(k):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be an integer, got {k!r}")
     if int(k) < 1:
         raise ValueError(f"k must be at least 1, got {k}")
 

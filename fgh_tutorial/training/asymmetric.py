@@ -28,7 +28,7 @@ from ..data import stack
 from ..data.transforms import augment
 from ..models.encode import encode
 from ..retrieval.codes import binarize
-from ..retrieval.metrics import mean_average_precision
+from ..retrieval.metrics import check_labels, mean_average_precision
 from .checkpoints import load_checkpoint, save_checkpoint
 from .losses import adsh_loss, esrl, soft_similarity
 from .schedules import lr_at, set_lr
@@ -205,7 +205,9 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     if sum(cfg.segments) != model.bits:
         raise ValueError(f"segments {cfg.segments} must add up to the model's {model.bits} bits")
     device = next(model.parameters()).device
-    labels = torch.as_tensor(labels).to(device)
+    labels = torch.as_tensor(check_labels(labels, "labels")).long().to(device)  # (n, 1) read as class ids
+    if labels.ndim != 1 or len(labels) == 0:
+        raise ValueError(f"labels must be the class ids (n,) of at least one image, got shape {tuple(labels.shape)}")
     g = torch.Generator().manual_seed(cfg.seed)
     state = AsymmetricState(V=torch.where(torch.randn(len(labels), model.bits, generator=g) >= 0, 1.0, -1.0).to(device))
     opt = make_optimizer(model, cfg)
