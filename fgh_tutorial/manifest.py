@@ -194,7 +194,8 @@ def check_run(folder) -> dict:
     """The manifest of a complete, unchanged run in ``folder``, or a clear error."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"run folder {folder} does not exist")
+        raise FileNotFoundError(f"{folder} is a file, not a run folder" if folder.exists() else
+                                f"run folder {folder} does not exist")
     if not (folder / MANIFEST).exists():
         holder = lock_holder(folder)
         if holder is not None:

@@ -15,8 +15,10 @@ def _lines(text):
 
 
 def test_a_user_error_is_one_line_with_status_2(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
     cases = [
         (["evaluate", "--run", str(tmp_path / "nowhere")], "run folder"),
+        (["evaluate", "--run", str(tmp_path / "notes.txt")], "notes.txt is a file, not a run folder"),
         (["query", "--run", str(tmp_path), str(tmp_path / "x.jpg")], "manifest.json is missing"),
         (["train", "--out", str(tmp_path / "r"), "--device", "gpu0"], "device 'gpu0' is not a device name"),
         (["train", "--out", str(tmp_path / "r"), "--dataset", "folder", "--data", str(tmp_path / "none")],

@@ -295,6 +295,9 @@ def test_library_functions_check_their_run_arguments(tmp_path, fast):
             query_run(out, [tmp_path], k)
     with pytest.raises(ValueError, match="images: give at least one"):
         query_run(out, [])
+    (tmp_path / "notes.txt").write_text("not a picture")
+    with pytest.raises(ValueError, match="notes.txt: cannot decode image"):
+        query_run(out, [tmp_path / "notes.txt"])
     (out / "file").write_text("x")
     with pytest.raises(RunFolderError, match="is a file, not a folder"):
         train_run(out / "file", bits=8, progress=False)
