@@ -9,6 +9,11 @@ With c bits there are only c + 1 possible distances, so a Hamming ranking is ful
 (McSherry & Najork's tie-aware measures), computed in closed form from per-distance counts
 without sorting. ``ties="stable"`` ranks tied items by their database index, as the usual
 reference code does with a stable sort.
+
+``average_precisions`` and ``mean_average_precision`` take ``device``: with "cuda" (or CUDA
+tensor codes and no device) the tie-aware histograms are computed on the GPU by the Triton
+kernels of ``retrieval.gpu``, equal to the CPU ones, and the closed form below turns them into
+the same APs; ``ties="stable"`` always runs on the CPU.
 """
 from __future__ import annotations
 
@@ -91,8 +96,31 @@ def _class_ids(ql, dl):
     return ids[: len(ql)].astype(np.int64), ids[len(ql):].astype(np.int64)
 
 
-def _histograms(qb, db, ql, dl):
+def _device(device, *arrays):
+    """Where the histograms are computed: None for the CPU kernels, else a torch device."""
+    if device is None and not any(getattr(a, "is_cuda", False) for a in arrays):
+        return None  # decided without importing torch
+    from .gpu import device_for
+
+    return device_for(device, *arrays)
+
+
+def _gpu_histograms(qb, db, ql, dl, device):
+    """The histograms by the Triton kernels; multi-hot labels as bits of their positive entries
+    (the same relevance as a positive dot product for non-negative labels)."""
+    from . import gpu
+
+    ids = _class_ids(ql, dl) if ql.ndim == 1 else (ql, dl)
+    (tql, mode), (tdl, _) = (gpu.labels_to_device(x, device) for x in ids)
+    words = (gpu.to_device(pack_codes(x), device) for x in (qb, db))
+    counts, rel = gpu.distance_histograms(*words, tql, tdl, qb.shape[1], mode)
+    return counts.cpu().numpy(), rel.cpu().numpy()
+
+
+def _histograms(qb, db, ql, dl, device=None):
     c1 = qb.shape[1] + 1
+    if device is not None and (ql.ndim == 1 or min(ql.min(initial=0), dl.min(initial=0)) >= 0):
+        return _gpu_histograms(qb, db, ql, dl, device)
     if ql.ndim == 1:  # compiled scan over packed codes
         counts = np.zeros((len(qb), c1), np.int64)
         rel = np.zeros((len(qb), c1), np.int64)
@@ -158,11 +186,13 @@ def _ap_from_ranked(rel_sorted, denominators=None):
 
 
 # ---------------------------------------------------------------- public metrics
-def average_precisions(query_codes, db_codes, query_labels, db_labels, ties="expected"):
-    """AP@all of every query (q,), queries with no relevant item score 0."""
+def average_precisions(query_codes, db_codes, query_labels, db_labels, ties="expected", device=None):
+    """AP@all of every query (q,), queries with no relevant item score 0. ``device``: None
+    (the GPU for CUDA tensor codes, else the CPU), "cpu" or "cuda[:n]" (tie-aware only)."""
+    dev = _device(device, query_codes, db_codes)
     qb, db, ql, dl = _check(query_codes, db_codes, query_labels, db_labels, ties)
     if ties == "expected":
-        return expected_ap_from_histograms(*_histograms(qb, db, ql, dl))
+        return expected_ap_from_histograms(*_histograms(qb, db, ql, dl, dev))
     out = np.zeros(len(qb))
     if ql.ndim == 1:
         kernels.stable_average_precisions(pack_codes(qb), pack_codes(db), *_class_ids(ql, dl), qb.shape[1], out)
@@ -172,15 +202,16 @@ def average_precisions(query_codes, db_codes, query_labels, db_labels, ties="exp
     return out
 
 
-def mean_average_precision(query_codes, db_codes, query_labels, db_labels, ties="expected") -> float:
+def mean_average_precision(query_codes, db_codes, query_labels, db_labels, ties="expected", device=None) -> float:
     """mAP over the full ranking of the database (mAP@all).
 
     ``ties="expected"``: tie-aware, the expected AP over random orders within groups of equal
     Hamming distance. ``ties="stable"``: the legacy ranking, ties broken by lower database
     index. The usual reference loops rank with ``np.argsort`` (not stable) and often slice
     ``[:-1]``, dropping the last database item: their numbers can differ in the third decimal.
+    ``device``: as in :func:`average_precisions`.
     """
-    return float(average_precisions(query_codes, db_codes, query_labels, db_labels, ties).mean())
+    return float(average_precisions(query_codes, db_codes, query_labels, db_labels, ties, device).mean())
 
 
 def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int) -> float:
