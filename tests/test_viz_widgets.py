@@ -62,3 +62,21 @@ def test_cam_explorer_renders_what_the_widgets_say(monkeypatch):
     assert isinstance(explorer.last_figure, Figure)
     explorer.layer.value = "stage -2"
     assert explorer.last_state["layer"] == "stage -2"
+
+
+def test_explorer_leaves_a_png_for_static_readers(monkeypatch):
+    import base64
+
+    import IPython.display
+
+    from fgh_tutorial.app import widgets
+
+    model = HashingModel(build_backbone("minires"), 8).eval()
+    explorer = widgets.CamExplorer(model, torch.randn(2, 3, 32, 32))
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda data, raw=False: shown.append((data, raw)))
+    explorer._ipython_display_()
+    (data, raw), = shown
+    assert raw and "application/vnd.jupyter.widget-view+json" in data
+    assert base64.b64decode(data["image/png"]).startswith(b"\x89PNG")
+    assert "VBox" not in data["text/plain"] and "image 0" in data["text/plain"]

@@ -2,6 +2,9 @@
 
 An explorer holds its widgets and a ``state()``; every change re-renders through ``render(state)``
 into an Output widget. Tests set widget values and read ``last_state`` without a browser.
+Displayed in a notebook, an explorer also leaves a PNG of its current figure and a one-line
+description in the output (``show``): static readers (GitHub, nbviewer, nbconvert's HTML), which
+have no widget state, see the picture instead of a ``VBox(...)`` repr.
 """
 from __future__ import annotations
 
@@ -13,6 +16,19 @@ from . import viz
 from ..attention.cam import METHODS, cam_layers, compute_cams
 from ..data.transforms import denormalize
 from .explorer import explain, retrieve
+
+
+def show(widget, figure, text: str) -> None:
+    """Display ``widget`` (live in Jupyter) with a PNG of ``figure`` and ``text`` as fallbacks."""
+    import base64
+
+    from IPython.display import display
+
+    data = widget._repr_mimebundle_() or {}
+    data = dict(data[0] if isinstance(data, tuple) else data)
+    data["image/png"] = base64.b64encode(viz.figure_png(figure)).decode("ascii")
+    data["text/plain"] = text
+    display(data, raw=True)
 
 
 class CamExplorer:
@@ -62,9 +78,9 @@ class CamExplorer:
         return W.VBox([W.HBox([self.index, self.method]), W.HBox([self.layer, self.alpha]), self.out])
 
     def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget())
+        s = self.last_state
+        show(self.widget(), self.last_figure, f"CAM explorer: image {s['index']}, {s['method']}, opacity {s['alpha']} "
+                                              "(interactive in Jupyter; the picture shows this state)")
 
 
 class RetrievalExplorer:
@@ -205,7 +221,7 @@ class RetrievalExplorer:
         return W.VBox([query, W.HBox([self.system, W.Label("bits"), self.bits, self.cam]), self.image, self.summary])
 
     def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.widget())
+        s = self.last_state
+        show(self.widget(), self.last_figure, f"retrieval explorer: query {s['query']}, {s['system']}, {s['bits']} bits "
+                                              "(interactive in Jupyter; the picture shows this state)")
 

@@ -3,14 +3,21 @@
 A notebook calls ``record("01", map_48bit=0.34, ...)``; when ``$FGH_RECORD_DIR`` is set (as
 ``run_course`` sets it) the values are written to ``<dir>/<notebook>.json``, else nothing
 happens. ``run_course`` executes the notebooks with nbclient, writes the executed notebooks
-and their HTML to an output folder and returns the records.
+and their HTML to an output folder and returns the records. While a notebook runs, one status
+line shows its progress (cells done of cells, elapsed time); the kernel's own log messages
+(e.g. its transport warning) are not shown; at the end every notebook's runtime is printed
+against its budget (``BUDGET_S``, 2 minutes on a 2-core CPU).
 """
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+BUDGET_S = 120  # every notebook of the cpu profile, on a 2-core CPU
 
 
 def record(notebook: str, **values) -> dict:
@@ -23,9 +30,27 @@ def record(notebook: str, **values) -> dict:
     return values
 
 
-def execute_notebook(path, out_dir, timeout: int = 1200, html: bool = True) -> float:
+class _Progress:
+    """'01_hashing_basics  cell 12/27  41 s' on one line, rewritten as cells finish."""
+
+    def __init__(self, name, total, stream):
+        self.name, self.total, self.stream, self.done = name, total, stream, 0
+        self.start = time.perf_counter()
+
+    def cell_done(self, cell, cell_index, **_):
+        self.done += cell.cell_type == "code"
+        self.show()
+
+    def show(self, end=""):
+        line = f"{self.name}  cell {self.done}/{self.total}  {time.perf_counter() - self.start:.0f} s"
+        self.stream.write(("\r" + line.ljust(60) + end) if self.stream.isatty() else (line + "\n" if end else ""))
+        self.stream.flush()
+
+
+def execute_notebook(path, out_dir, timeout: int = 1200, html: bool = True, progress=None) -> float:
     """Execute one notebook in its own folder; write ``<name>.ipynb`` (and ``<name>.html``) to
-    ``out_dir``. Returns the wall time in seconds."""
+    ``out_dir``. Returns the wall time in seconds. ``progress``: a stream for the status line
+    (e.g. ``sys.stdout``); None prints nothing."""
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
@@ -35,9 +60,13 @@ def execute_notebook(path, out_dir, timeout: int = 1200, html: bool = True) -> f
     start = time.perf_counter()
     # Widget state is tracked while running (nbclient routes Output-widget messages through it)
     # but not saved: committed notebooks carry no widget state.
+    bar = _Progress(path.stem, sum(c.cell_type == "code" for c in nb.cells), progress) if progress else None
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-                            store_widget_state=True, record_timing=False)
-    client.execute()
+                            store_widget_state=True, record_timing=False,
+                            on_cell_executed=bar.cell_done if bar else None)
+    client.execute(stderr=subprocess.DEVNULL)  # the kernel process's log, not the cells' output
+    if bar:
+        bar.show(end="\n")
     nb.metadata.pop("widgets", None)
     seconds = time.perf_counter() - start
     nbformat.write(nb, out_dir / path.name)
@@ -57,14 +86,25 @@ def run_course(notebooks, out_dir="build/course") -> dict:
     os.environ["FGH_RECORD_DIR"] = str(records.resolve())
     summary = {}
     for nb in notebooks:
-        print(f"running {nb} ...", flush=True)
-        seconds = execute_notebook(nb, out_dir)
+        seconds = execute_notebook(nb, out_dir, progress=sys.stdout)
         summary[Path(nb).stem] = {"seconds": round(seconds, 1)}
     for path in sorted(records.glob("*.json")):
         key = next((k for k in summary if k.startswith(path.stem)), path.stem)
         summary.setdefault(key, {}).update(json.loads(path.read_text()))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def format_budget(summary: dict, budget_s: float = BUDGET_S) -> str:
+    """Each notebook's runtime against its budget, one line each, and the total."""
+    lines = [f"runtime per notebook (budget {budget_s:.0f} s each on a 2-core CPU):"]
+    for name, values in summary.items():
+        t = values.get("seconds")
+        if t is not None:
+            lines.append(f"  {name:<34} {t:6.0f} s  {'within budget' if t <= budget_s else 'OVER budget'}")
+    total = sum(v.get("seconds", 0) for v in summary.values())
+    lines.append(f"  {'total':<34} {total:6.0f} s")
+    return "\n".join(lines)
 
 
 def format_summary(summary: dict) -> str:

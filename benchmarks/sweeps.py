@@ -1,0 +1,60 @@
+"""The multi-seed experiments behind notebooks 03-05 (``fgh_tutorial.course.experiments``).
+
+    python benchmarks/sweeps.py srem               # every missing (setting, seed) of one sweep
+    python benchmarks/sweeps.py srem --budget 150  # start no new run after 150 s; run again to go on
+    python benchmarks/sweeps.py probe              # the erasing probe of the course model (no training)
+
+Results go to ``assets/sweeps/<name>.json`` (one entry per finished run, written atomically, so a
+sweep resumes where it stopped); the notebooks read and plot them. Every run starts from the cached
+course model of notebook 01 ($FGH_CACHE, trained first when missing). Runs use ``--threads`` CPU
+threads (default 1: on a shared 2-core machine one thread per process wastes no time waiting).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from fgh_tutorial.course import experiments  # noqa: E402
+from fgh_tutorial.course.sweeps import _write, run_sweep  # noqa: E402
+
+OUT = ROOT / "assets" / "sweeps"
+
+
+def probe(threads: int) -> None:
+    """The erasing probe of the course model on both SynthBirds variants, plus random cells."""
+    start = time.perf_counter()
+    model = experiments.course_model()
+    data = {"name": "probe", "meta": {"threads": threads, "what": experiments.srem_probe.__doc__.split("\n\n")[0]},
+            "probe": {d: experiments.srem_probe(model, d) for d in experiments.DATA},
+            "random": experiments.srem_probe(model, "default", random=True)}
+    data["meta"]["seconds"] = round(time.perf_counter() - start, 1)
+    _write(OUT / "probe.json", data)
+    print(f"probe: {data['meta']['seconds']} s -> {OUT / 'probe.json'}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep", choices=["probe", *experiments.SWEEPS])
+    parser.add_argument("--budget", type=float, default=None, help="start no new run after this many seconds")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(experiments.SEEDS))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.sweep == "probe":
+        return probe(args.threads)
+    fn, settings = experiments.SWEEPS[args.sweep]
+    meta = {"threads": args.threads, "experiment": f"fgh_tutorial.course.experiments.{fn.__name__}",
+            "rerun": f"python benchmarks/sweeps.py {args.sweep}"}
+    data = run_sweep(OUT / f"{args.sweep}.json", fn, settings, args.seeds, meta, args.budget)
+    print(f"{args.sweep}: {len(data['runs'])} of {len(settings) * len(args.seeds)} runs done")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The course's experiments on why SREM, ESRL/FCAENet and ExchNet's exchange help or not on
+SynthBirds (notebooks 03-05): each takes one setting and a seed and returns numbers.
+``benchmarks/sweeps.py`` runs them over seeds with ``sweeps.run_sweep`` and writes
+``assets/sweeps/<name>.json``; the notebooks plot those files and say how to rebuild them.
+
+Every run starts from the cached course model of notebook 01 (`cpu` profile, 48 bits), so a
+setting differs from its control only in what the setting names; the seed changes the order of
+the batches, the augmentation, the erased regions and the samples, never the starting weights.
+"""
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..attention.cam import attention_maps
+from ..attention.srem import SREM, default_region_size, srem_mask
+from ..data import PART_NAMES, SynthBirds, subset
+from ..models.encode import encode
+from ..retrieval.metrics import mean_average_precision
+from ..training.cache import cache_dir, load_or_train
+from ..training.central import train_hashing
+from ..training.checkpoints import load_checkpoint, save_checkpoint
+from ..training.profiles import get_profile
+
+SEEDS = (0, 1, 2)
+DATA = {"default": False, "redundant": True}  # setting "data" -> SynthBirds(redundant=...)
+
+
+def _split(profile, split, per_class, redundant):
+    """A SynthBirds split as (images, labels, masks) tensors, rendered once and kept in the cache."""
+    path = cache_dir() / f"synthbirds-{split}-{per_class}x{profile.image_size}-seed{profile.seed}-r{int(redundant)}.pt"
+    if path.exists():
+        saved = load_checkpoint(path)
+        return saved["x"], saved["y"], saved["masks"]
+    ds = SynthBirds(split, per_class, profile.image_size, profile.seed, redundant=redundant)
+    x, y = ds.tensors()
+    masks = torch.from_numpy(ds.arrays()[2])
+    save_checkpoint(path, {"x": x, "y": y, "masks": masks})
+    return x, y, masks
+
+
+@lru_cache(maxsize=2)
+def course_data(data: str = "default"):
+    """(profile, splits {"train", "test", "val": (images, labels)}, query masks (N, 5, H, W) uint8)."""
+    profile = get_profile("cpu")
+    sizes = {"train": profile.per_class, "test": profile.per_class_query, "val": profile.per_class_val}
+    parts = {s: _split(profile, s, n, DATA[data]) for s, n in sizes.items()}
+    return profile, {s: (x, y) for s, (x, y, _) in parts.items()}, parts["test"][2].numpy()
+
+
+def course_model():
+    """Notebook 01's model (trained on the default SynthBirds, cached); the start of every run."""
+    profile, splits, _ = course_data("default")
+    return load_or_train(profile, 48, splits, progress=False)[0]
+
+
+def test_map(model, data: str = "default") -> float:
+    _, splits, _ = course_data(data)
+    (db_x, db_y), (q_x, q_y) = splits["train"], splits["test"]
+    return mean_average_precision(encode(model, q_x), encode(model, db_x), q_y, db_y)
+
+
+# ---------------------------------------------------------------- SREM (notebook 03)
+def srem_probe(model, data: str = "default", regions=(0, 1, 2, 3, 5, 10, 20, 50), region_size=None,
+               random: bool = False) -> dict:
+    """What SREM takes away, without training: for each region number, the share of each part, of the
+    bird and of the background that the erased queries lose, and the mAP of the erased queries against
+    the intact database codes (does the erased view still carry its class?).
+
+    ``random=True``: the same number of cells, chosen at random instead of by attention (a control:
+    grey squares that mostly miss the bird)."""
+    profile, splits, masks = course_data(data)
+    (db_x, db_y), (q_x, q_y) = splits["train"], splits["test"]
+    s = region_size or default_region_size(profile.image_size)
+    att, db_codes = attention_maps(model.eval(), q_x), encode(model, db_x)
+    if random:  # SREM on a random map erases random cells
+        att = torch.rand(att.shape, generator=torch.Generator().manual_seed(0))
+    m = torch.from_numpy(masks).float()
+    regions_masks = {name: m[:, k] for k, name in enumerate(PART_NAMES + ("bird",))} | {"background": 1 - m[:, 4]}
+    out = {}
+    for n in regions:
+        keep = srem_mask(att, n, s)
+        row = {name: float(((1 - keep) * r).sum() / r.sum()) for name, r in regions_masks.items()}
+        row["map_erased"] = mean_average_precision(encode(model, q_x * keep[:, None]), db_codes, q_y, db_y)
+        out[str(n)] = row
+    return out
+
+
+def srem_finetune(setting: dict, seed: int) -> dict:
+    """Fine-tune the course model with an erased copy of every batch (SREM with ``regions`` cells of
+    5 px; 0 = the control, no erasing) on ``data``; the erased copy must hash to its class centre.
+    Setting: {"data", "regions", "epochs", "lr"}; half of the database trains (as in notebook 03).
+    Returns the test mAP and the erasing probe of the fine-tuned model at 10 and 50 regions."""
+    profile, splits, _ = course_data(setting["data"])
+    (db_x, db_y) = splits["train"]
+    torch.manual_seed(seed)
+    net = copy.deepcopy(course_model())
+    half = torch.arange(0, len(db_x), 2)
+    erase = SREM(setting["regions"], default_region_size(profile.image_size)) if setting["regions"] else None
+    train_hashing(net, subset(db_x, half), db_y[half], epochs=setting["epochs"], lr=setting["lr"], schedule="constant",
+                  erase=erase, seed=seed, progress=False)
+    probe = srem_probe(net, setting["data"], regions=(10, 50))
+    return {"map": test_map(net, setting["data"]), "map_erased_10": probe["10"]["map_erased"],
+            "map_erased_50": probe["50"]["map_erased"]}
+
+
+# ---------------------------------------------------------------- asymmetric training (notebook 05)
+def asymmetric(setting: dict, seed: int) -> dict:
+    """Train a system of the registry asymmetrically from the course backbone. Setting: {"data",
+    "system", "iterations", "samples", "lengths", and optionally "positives", "srem_regions"}.
+    Returns the test mAP per code length and the validation curve (one point per iteration)."""
+    from ..systems import AsymmetricConfig, get_system
+    from ..training.asymmetric import evaluate_asymmetric
+
+    _, splits, _ = course_data(setting["data"])
+    (db_x, db_y), (q_x, q_y), val = splits["train"], splits["test"], splits["val"]
+    lengths = tuple(setting["lengths"])
+    extra = {k: setting[k] for k in ("positives", "srem_regions") if k in setting}
+    cfg = AsymmetricConfig(segments=lengths, iterations=setting["iterations"], samples=setting["samples"], seed=seed, **extra)
+    system = get_system(setting["system"])
+    torch.manual_seed(seed)
+    model = system.build(copy.deepcopy(course_model().backbone), sum(lengths), int(db_y.max()) + 1)
+    V, hist = system.train(model, db_x, db_y, cfg, val=val, progress=False)
+    maps = evaluate_asymmetric(model.eval(), q_x, q_y, V, db_y, lengths)
+    return {"map": {str(b): m for b, m in zip(lengths, maps)}, "val_map": hist.val_map,
+            "best_iteration": hist.best_iteration, "loss": hist.loss}
+
+
+# ---------------------------------------------------------------- ExchNet (notebook 04)
+def part_regions(masks) -> np.ndarray:
+    """Region masks (N, 6, H, W): beak, eye, wing, tail, the rest of the bird, background."""
+    bird = masks[:, 4].astype(bool)
+    return np.concatenate([masks[:, :4], (bird & ~masks[:, :4].any(1))[:, None], (~bird)[:, None]], 1)
+
+
+def part_scores(model, images, labels, masks) -> tuple:
+    """(part consistency, share of part maps per region) of an ExchNet on images with part masks."""
+    import torch.nn.functional as F
+
+    from ..models.exchnet import part_assignments, part_consistency
+
+    with torch.no_grad():
+        m = torch.cat([model.parts(images[i:i + 256])["maps"] for i in range(0, len(images), 256)])
+    m = F.interpolate(m, size=images.shape[-2:], mode="bilinear", align_corners=False).numpy()
+    assigned = part_assignments(m, part_regions(masks))
+    return part_consistency(assigned, np.asarray(labels)), np.bincount(assigned.ravel(), minlength=6) / assigned.size
+
+
+def exchange_run(setting: dict, seed: int) -> dict:
+    """ExchNet with or without the exchange ({"exchange": bool, "epochs", "lengths", "data"}), trained
+    like notebook 04 from the course backbone; test mAP per code length and part consistency."""
+    from ..models.exchnet import ExchNet
+
+    _, splits, masks = course_data(setting["data"])
+    (db_x, db_y), (q_x, q_y) = splits["train"], splits["test"]
+    lengths = tuple(setting["lengths"])
+    torch.manual_seed(seed)
+    model = ExchNet(copy.deepcopy(course_model().backbone), sum(lengths), n_classes=int(db_y.max()) + 1, n_parts=4)
+    model.exchanging = bool(setting["exchange"])
+    train_hashing(model, db_x, db_y, epochs=setting["epochs"], lr=1e-3, seed=seed, segments=lengths, progress=False)
+    model.eval()
+    qc, dc = encode(model, q_x), encode(model, db_x)
+    out, start = {}, 0
+    for b in lengths:
+        out[str(b)] = mean_average_precision(qc[:, start:start + b], dc[:, start:start + b], q_y, db_y)
+        start += b
+    consistency, spread = part_scores(model, q_x, q_y, masks)
+    return {"map": out, "consistency": consistency, "regions": spread.tolist()}
+
+
+# ---------------------------------------------------------------- the course's sweeps
+SWEEPS = {
+    "srem": (srem_finetune, [{"data": d, "regions": n, "epochs": 1, "lr": 3e-5}
+                             for d in DATA for n in (0, 10, 50)]),
+    "exchange": (exchange_run, [{"data": "default", "exchange": e, "epochs": 3, "lengths": [12, 24, 32, 48]}
+                                for e in (False, True)]),
+    "asymmetric": (asymmetric, [{"data": "default", "system": s, "iterations": 4, "samples": 1500,
+                                 "lengths": [12, 24, 32, 48]} for s in ("adsh", "adsh+srem", "adsh+esrl", "fcaenet")]),
+}
+

@@ -1,0 +1,55 @@
+"""The notebook runner: a status line per notebook, no kernel log noise, runtimes against the budget;
+and the multi-seed sweep bookkeeping (resume, summary, spread)."""
+import io
+import json
+
+import nbformat
+import pytest
+
+from fgh_tutorial.course import runner, sweeps
+
+
+def test_execute_notebook_reports_progress_and_no_kernel_log(tmp_path, capfd):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("text"),
+                                         nbformat.v4.new_code_cell("print(x + 1)")])
+    path = tmp_path / "00_tiny.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "out"
+    out.mkdir()
+    stream = io.StringIO()
+    seconds = runner.execute_notebook(path, out, html=False, progress=stream)
+    assert seconds > 0
+    assert stream.getvalue().startswith("00_tiny  cell 2/2")  # code cells only; one final line off a terminal
+    done = nbformat.read(out / "00_tiny.ipynb", as_version=4)
+    assert done.cells[2].outputs[0]["text"] == "2\n"
+    assert "WARNING" not in capfd.readouterr().err  # the kernel's transport warning stays out
+
+
+def test_format_budget():
+    text = runner.format_budget({"01_a": {"seconds": 100.0}, "05_b": {"seconds": 150.0}}, budget_s=120)
+    assert "01_a" in text and "within budget" in text and "OVER budget" in text and "250 s" in text
+
+
+def test_sweep_resumes_and_summarises(tmp_path):
+    calls = []
+
+    def experiment(setting, seed):
+        calls.append((setting["x"], seed))
+        return {"map": setting["x"] + 0.01 * seed, "nested": {"v": seed}}
+
+    path = tmp_path / "toy.json"
+    sweeps.run_sweep(path, experiment, [{"x": 0.1}, {"x": 0.5}], seeds=(0, 1), budget_s=0.0, log=lambda m: None)
+    assert len(calls) == 1  # the budget stops it after the first run; the file keeps that run
+    data = sweeps.run_sweep(path, experiment, [{"x": 0.1}, {"x": 0.5}], seeds=(0, 1), log=lambda m: None)
+    assert len(calls) == 4 and len(json.loads(path.read_text())["runs"]) == 4
+    low, high = sweeps.summary(data, "map")
+    assert low["values"] == [0.1, 0.11] and low["min"] == 0.1 and high["max"] == pytest.approx(0.51)
+    assert sweeps.separated(low, high) and "beyond the spread" in sweeps.compare(high, low)
+    assert sweeps.summary(data, "nested.v", where={"x": 0.5})[0]["values"] == [0, 1]
+    same = dict(low, min=0.0, max=1.0)
+    assert not sweeps.separated(same, high) and "within the spread" in sweeps.compare(high, same)
+
+
+def test_load_sweep_names_the_script(tmp_path):
+    with pytest.raises(FileNotFoundError, match="benchmarks/sweeps.py"):
+        sweeps.load_sweep(tmp_path / "missing.json")
