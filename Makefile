@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -c constraints.txt -e '.[dev,offline-weights,gradcam,app]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev,offline-weights,gradcam,app,scale]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fgh_tutorial)"
 	touch $(STAMP)
 

@@ -5,6 +5,7 @@
     python -m fgh_tutorial evaluate --run runs/adsh48
     python -m fgh_tutorial query --run runs/adsh48 bird1.jpg bird2.jpg
     python -m fgh_tutorial verify --data my_images/     decode every image, list the bad ones
+    python -m fgh_tutorial encode --run runs/adsh48 --data my_images/ --out my_codes.npz   [--ray auto]
 
 A failure is one line "error: ..." (exit status 2); --debug shows the traceback.
 """
@@ -75,6 +76,18 @@ def _query(args) -> int:
     return 0
 
 
+def _encode(args) -> int:
+    from .encode_folder import encode_folder
+    from .retrieval.codes import load_codes
+
+    out = encode_folder(args.run, args.data, args.out, batch_size=args.batch_size, shard_size=args.shard_size,
+                        ray=False if args.no_ray else args.ray, workers=args.workers, progress=not args.quiet)
+    words, bits, _ = load_codes(out)
+    print(f"encoded {len(words)} images into {out} ({bits}-bit codes; the image of id i is paths[i] in "
+          f"{out.with_name(out.stem + '.paths.json')})")
+    return 0
+
+
 def main(argv=None) -> int:
     from .errors import run_command
 
@@ -131,6 +144,20 @@ def main(argv=None) -> int:
                         help="the folder's layout (default: every image file under --data)")
     verify.add_argument("--quiet", action="store_true", help="no progress bar")
     verify.set_defaults(handler=_verify)
+
+    enc = sub.add_parser("encode", help="encode every image under a folder into a codes file (Ray, resumable)")
+    enc.add_argument("--run", required=True, help="the run folder whose network encodes")
+    enc.add_argument("--data", required=True, help="the folder of images (searched recursively)")
+    enc.add_argument("--out", required=True, help="the codes file (.npz); OUT.paths.json lists the images")
+    enc.add_argument("--ray", metavar="ADDRESS", help="a Ray cluster: auto or host:port (default: a local Ray "
+                                                     "instance, or this process without the 'scale' extra)")
+    enc.add_argument("--no-ray", action="store_true", help="encode in this process")
+    enc.add_argument("--batch-size", type=_positive, default=64)
+    enc.add_argument("--shard-size", type=_positive, default=4096, help="images per resumable shard")
+    enc.add_argument("--workers", type=_positive, help="Ray workers (default: one per GPU, else per CPU); with "
+                                                        "--no-ray, image-decoding processes")
+    enc.add_argument("--quiet", action="store_true", help="no progress bar")
+    enc.set_defaults(handler=_encode)
 
     args = parser.parse_args(argv)
     if getattr(args, "dataset", "synthetic") != "synthetic" and not args.data:
