@@ -6,6 +6,7 @@
     python -m fgh_tutorial query --run runs/adsh48 bird1.jpg bird2.jpg
     python -m fgh_tutorial verify --data my_images/     decode every image, list the bad ones
     python -m fgh_tutorial encode --run runs/adsh48 --data my_images/ --out my_codes.npz   [--ray auto]
+    torchrun --nproc_per_node 4 -m fgh_tutorial train ...   data-parallel training, one process per GPU
 
 A failure is one line "error: ..." (exit status 2); --debug shows the traceback.
 """
@@ -36,10 +37,18 @@ def _course(args) -> int:
 
 def _train(args) -> int:
     from .runs import train_run
+    from .training.distributed import join_from_env
 
-    metrics = train_run(args.out, args.dataset, args.data, args.bits, args.method, args.profile,
-                        iterations=args.iterations, epochs=args.epochs, samples=args.samples, device=args.device,
-                        force=args.force, resume=args.resume, on_bad_image=args.on_bad_image)
+    dist = join_from_env(args.device)  # None unless started by torchrun
+    try:
+        metrics = train_run(args.out, args.dataset, args.data, args.bits, args.method, args.profile,
+                            iterations=args.iterations, epochs=args.epochs, samples=args.samples, device=args.device,
+                            force=args.force, resume=args.resume, on_bad_image=args.on_bad_image, dist=dist)
+    finally:
+        if dist is not None:
+            dist.close()
+    if dist is not None and not dist.is_main:
+        return 0  # rank 0 reports
     print(json.dumps({k: v for k, v in metrics.items() if k != "history"}, indent=1))
     print(f"run written to {args.out}/")
     return 0

@@ -127,6 +127,7 @@ def encode_folder(run, data, out, batch_size: int = 64, shard_size: int | None =
     shards = [rel[s:s + shard_size] for s in range(0, len(rel), shard_size)]
     keys = [_fingerprint(weights, root, names, batch_size, prof.image_size) for names in shards]
     todo = [s for s, names in enumerate(shards) if not _done(parts / f"{s:06d}.npz", keys[s], bits, len(names))]
+    engine = _engine(ray) if todo else None  # Ray starts before the progress bar
     bar = tqdm(total=len(rel), desc="encoding", unit="img", disable=not progress,
                initial=len(rel) - sum(len(shards[s]) for s in todo))
 
@@ -135,8 +136,7 @@ def encode_folder(run, data, out, batch_size: int = 64, shard_size: int | None =
         bar.update(len(shards[s]))
 
     jobs = [(s, [str(root / r) for r in shards[s]]) for s in todo]
-    engine = _engine(ray)
-    if engine is None or not jobs:
+    if engine is None:
         workers = max(0, min(8, (os.cpu_count() or 1) - 1)) if workers is None else workers
         for s, paths in jobs:
             finish(s, encode_paths(model, paths, prof.image_size, batch_size, workers))

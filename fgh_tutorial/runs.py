@@ -15,6 +15,7 @@ run is complete or visibly incomplete; ``evaluate`` and ``query`` check it and t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from dataclasses import asdict, replace
@@ -50,13 +51,15 @@ def _model(config, profile, n_classes):
 
 def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profile="cpu", iterations=None,
               epochs=1, samples=2000, device=None, progress=True, force=False, resume=False,
-              on_bad_image="fail") -> dict:
+              on_bad_image="fail", dist=None) -> dict:
     """Train asymmetrically and write the run folder ``out``; returns the metrics.
 
     A folder that holds a run already is refused, unless ``force`` (start over) or ``resume``
     (continue its checkpoint, only when its settings and data are the ones given now; a finished
     run is returned as it is). ``on_bad_image``: "fail" stops at the first image file that cannot
-    be decoded, naming it; "skip" leaves such files out and lists them in skipped_images.json."""
+    be decoded, naming it; "skip" leaves such files out and lists them in skipped_images.json.
+    ``dist`` (``training.distributed.join_from_env()`` under torchrun): each process trains on its
+    shard of every batch on its device; rank 0 alone locks and writes the folder, the others return {}."""
     if force and resume:
         raise ValueError("force and resume exclude each other: start over (force) or continue (resume)")
     system = get_system(method)
@@ -66,6 +69,12 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
     prof = _profile(config)
     if device is None and prof.device == "cuda" and not torch.cuda.is_available():
         prof = replace(prof, device="cpu")
+    if dist is not None:  # one GPU per process (LOCAL_RANK), or the CPU
+        if getattr(system, "trainer", "asymmetric") != "asymmetric":
+            raise ValueError(f"--method {method}: data-parallel training (torchrun) runs the asymmetric systems only")
+        prof = replace(prof, device=str(dist.device))
+    main = dist is None or dist.is_main
+    progress = progress and main
     check_device(prof.device, "device")
     cfg = system.config(AsymmetricConfig(segments=(int(bits),), iterations=iterations or max(1, prof.epochs // 3),
                                          epochs=epochs, samples=samples, seed=prof.seed))
@@ -73,21 +82,28 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out} is a file, not a folder")
-    with RunLock(out):
-        begin_run(out, config, force, resume, write=False)  # refuse at once, before loading the data
+    with RunLock(out) if main else contextlib.nullcontext():
+        if main:
+            begin_run(out, config, force, resume, write=False)  # refuse at once, before loading the data
         seed_everything(prof.seed, prof.threads)
         splits = course_splits(prof, progress=progress, on_bad_image=on_bad_image)
         (db_x, db_y), (q_x, q_y), val = splits["train"], splits["test"], splits["val"]
         config["n_classes"] = int(max(db_y.max(), q_y.max())) + 1
         config["data_fingerprint"] = data_fingerprint(prof, splits)
-        if begin_run(out, config, force, resume) is not None:  # resume of a finished run: nothing to do
-            return read_json(out / "metrics.json")
+        finished = main and begin_run(out, config, force, resume) is not None  # resume of a finished run
+        if dist is not None:  # everyone waits until rank 0 has made the folder ready
+            finished = dist.decide(finished)
+        if finished:  # nothing to do
+            return read_json(out / "metrics.json") if main else {}
         files = ["model.pt", "db_codes.npz", "metrics.json"]
-        if skipped := skipped_images(splits):
+        if (skipped := skipped_images(splits)) and main:
             write_json(out / "skipped_images.json", [{"path": p, "reason": r} for p, r in skipped])
             files.append("skipped_images.json")
         model = _model(config, prof, config["n_classes"]).to(prof.device)
-        V, hist = system.train(model, db_x, db_y, cfg, checkpoint_dir=out / "checkpoints", val=val, progress=progress)
+        V, hist = system.train(model, db_x, db_y, cfg, checkpoint_dir=out / "checkpoints", val=val, progress=progress,
+                               **({} if dist is None else {"dist": dist}))
+        if not main:
+            return {}
         save_checkpoint(out / "model.pt", model.state_dict())
         db_codes = binarize(V)
         save_codes(out / "db_codes.npz", pack_codes(db_codes), int(bits), labels=db_y.cpu().numpy())

@@ -136,25 +136,36 @@ def sample(state: AsymmetricState, labels, cfg, g) -> None:
     state.r = similarity_ratio(labels[state.sample], labels, int(labels.max()) + 1).float()
 
 
-def train_epoch(model, opt, images, labels, state: AsymmetricState, cfg, erase, g) -> float:
-    """Step 2: one pass over the sample in shuffled mini-batches; returns the mean loss."""
+def train_epoch(model, opt, images, labels, state: AsymmetricState, cfg, erase, g, dist=None) -> float:
+    """Step 2: one pass over the sample in shuffled mini-batches; returns the mean loss.
+    ``dist``: this process's place in data-parallel training (``training/distributed.py``: its
+    shard of each batch, U gathered)."""
     device = labels.device
     amp = cfg.amp and device.type == "cuda"
     model.train()
     total, batches, m = 0.0, 0, len(state.sample)
     order = torch.randperm(m, generator=g).to(device)
+    mine = []
     for s in range(0, max(1, m - cfg.batch_size + 1), cfg.batch_size):
         pos = order[s:s + cfg.batch_size]
         idx = state.sample[pos]
         x = augment(stack(images, idx.cpu()), g, cfg.max_shift).to(device, non_blocking=True)
+        if dist is not None:  # this process's rows of the batch
+            (pos, x, _), = dist.shard_batches([(pos, x, None)])
+            idx = state.sample[pos]
         if amp:
             x = x.to(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext():
             loss = batch_loss(model, x, labels[idx], pos, state, cfg, erase, labels, g)
+        if dist is not None:  # the step on the whole batch (training/distributed.py)
+            loss = loss * dist.loss_scale(len(pos), min(cfg.batch_size, m))
+            mine.append(pos)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         total, batches = total + loss.item(), batches + 1
+    if dist is not None:
+        return dist.finish_epoch(state, mine, total / max(batches, 1), g)
     return total / max(batches, 1)
 
 
@@ -193,12 +204,14 @@ def _resume(path, model, opt, g, device) -> AsymmetricState:
 
 # ---------------------------------------------------------------- the loop
 def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_dir=None, val=None,
-                     stop_after_epochs: int | None = None, progress: bool = True):
+                     stop_after_epochs: int | None = None, progress: bool = True, dist=None):
     """Train ``model`` asymmetrically on the database (images, labels); returns (V, history).
 
     ``val = (images, labels)``: validation queries ranked against V after every iteration; the
     weights and V of the best iteration are restored at the end (never the query split).
     ``stop_after_epochs`` interrupts the run after that many epochs (to test resuming).
+    ``dist``: a ``training.distributed.Distributed`` (torchrun): DDP on every process, the V-step,
+    validation and checkpoints on rank 0, and every process ends with rank 0's weights and V.
     """
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
@@ -217,20 +230,24 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
         state = _resume(path, model, opt, g, device)
     if cfg.amp and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    main, net = dist is None or dist.is_main, model if dist is None else dist.wrap(model)
     done = 0
-    for it in tqdm(range(state.iteration, cfg.iterations), desc=f"{cfg.method} iterations", disable=not progress):
+    for it in tqdm(range(state.iteration, cfg.iterations), desc=f"{cfg.method} iterations", disable=not (progress and main)):
         state.iteration = it
         set_lr(opt, lr_at(cfg.schedule, cfg.lr, it, cfg.milestones))
         if state.epoch == 0 or state.sample is None:
             sample(state, labels, cfg, g)
         for epoch in range(state.epoch, cfg.epochs):
-            state.history.loss.append(train_epoch(model, opt, images, labels, state, cfg, erase, g))
+            state.history.loss.append(train_epoch(net, opt, images, labels, state, cfg, erase, g, dist))
             if epoch == cfg.epochs - 1:  # fix the network, learn V
-                v_step(state, labels, cfg)
-                if val is not None:
+                if main:
+                    v_step(state, labels, cfg)
+                if dist is not None:
+                    state.V = dist.broadcast_codes(state.V)
+                if val is not None and main:
                     select(model, state, val, labels, cfg)
             state.iteration, state.epoch = (it + 1, 0) if epoch == cfg.epochs - 1 else (it, epoch + 1)
-            if path is not None:
+            if path is not None and main:
                 _save(path, model, opt, state, g)
             done += 1
             if stop_after_epochs is not None and done >= stop_after_epochs:
@@ -239,6 +256,9 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     if state.best is not None:
         model.load_state_dict(state.best["model"])
         state.V = state.best["V"].to(device)
+    if dist is not None:
+        dist.broadcast_model(model)
+        state.V = dist.broadcast_codes(state.V)
     return state.V, state.history
 
 
