@@ -33,7 +33,7 @@ def probe(threads: int) -> None:
     model = experiments.course_model()
     data = {"name": "probe", "meta": {"threads": threads, "what": experiments.srem_probe.__doc__.split("\n\n")[0]},
             "probe": {d: experiments.srem_probe(model, d) for d in experiments.DATA},
-            "random": experiments.srem_probe(model, "default", random=True)}
+            "random": experiments.srem_probe(model, "default", random=True)["random"]}
     data["meta"]["seconds"] = round(time.perf_counter() - start, 1)
     _write(OUT / "probe.json", data)
     print(f"probe: {data['meta']['seconds']} s -> {OUT / 'probe.json'}")

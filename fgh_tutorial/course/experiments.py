@@ -70,23 +70,26 @@ def srem_probe(model, data: str = "default", regions=(0, 1, 2, 3, 5, 10, 20, 50)
     bird and of the background that the erased queries lose, and the mAP of the erased queries against
     the intact database codes (does the erased view still carry its class?).
 
-    ``random=True``: the same number of cells, chosen at random instead of by attention (a control:
-    grey squares that mostly miss the bird)."""
+    ``random=True`` adds a control: the same number of cells chosen at random instead of by attention
+    (grey squares that mostly miss the bird); the result is then {"srem": ..., "random": ...}."""
     profile, splits, masks = course_data(data)
     (db_x, db_y), (q_x, q_y) = splits["train"], splits["test"]
     s = region_size or default_region_size(profile.image_size)
-    att, db_codes = attention_maps(model.eval(), q_x), encode(model, db_x)
+    maps = {"srem": attention_maps(model.eval(), q_x)}
     if random:  # SREM on a random map erases random cells
-        att = torch.rand(att.shape, generator=torch.Generator().manual_seed(0))
+        maps["random"] = torch.rand(maps["srem"].shape, generator=torch.Generator().manual_seed(0))
+    db_codes = encode(model, db_x)
     m = torch.from_numpy(masks).float()
     regions_masks = {name: m[:, k] for k, name in enumerate(PART_NAMES + ("bird",))} | {"background": 1 - m[:, 4]}
     out = {}
-    for n in regions:
-        keep = srem_mask(att, n, s)
-        row = {name: float(((1 - keep) * r).sum() / r.sum()) for name, r in regions_masks.items()}
-        row["map_erased"] = mean_average_precision(encode(model, q_x * keep[:, None]), db_codes, q_y, db_y)
-        out[str(n)] = row
-    return out
+    for kind, att in maps.items():
+        out[kind] = {}
+        for n in regions:
+            keep = srem_mask(att, n, s)
+            row = {name: float(((1 - keep) * r).sum() / r.sum()) for name, r in regions_masks.items()}
+            row["map_erased"] = mean_average_precision(encode(model, q_x * keep[:, None]), db_codes, q_y, db_y)
+            out[kind][str(n)] = row
+    return out if random else out["srem"]
 
 
 def srem_finetune(setting: dict, seed: int) -> dict:
@@ -149,6 +152,23 @@ def part_scores(model, images, labels, masks) -> tuple:
     return part_consistency(assigned, np.asarray(labels)), np.bincount(assigned.ravel(), minlength=6) / assigned.size
 
 
+@torch.no_grad()
+def anchor_agreement(model, images, labels) -> dict:
+    """How well each part feature of an ExchNet matches its class anchor, per part i:
+    ``accuracy`` = share of images whose f_i is nearest to their own class's anchor a_{y,i} (chance
+    1/classes), ``own`` and ``other`` = mean distance of f_i to its own anchor and to the nearest other
+    class's anchor. The exchange swaps f_i for a_{y,i}: that teaches the alignment ExchNet wants only
+    when the anchor resembles what the part looks like now."""
+    labels = torch.as_tensor(labels)
+    parts = torch.cat([model.parts(images[i:i + 256])["parts"] for i in range(0, len(images), 256)])  # N, M, D
+    anchors = model.anchors.mean  # K, M, D
+    d = torch.cdist(parts.transpose(0, 1), anchors.transpose(0, 1).to(parts.dtype))  # M, N, K
+    own = d.gather(2, labels.view(1, -1, 1).expand(d.shape[0], -1, 1))[..., 0]
+    other = d.scatter(2, labels.view(1, -1, 1).expand(d.shape[0], -1, 1), float("inf")).amin(2)
+    return {"accuracy": (d.argmin(2) == labels).float().mean(1).tolist(), "own": own.mean(1).tolist(),
+            "other": other.mean(1).tolist()}
+
+
 def exchange_run(setting: dict, seed: int) -> dict:
     """ExchNet with or without the exchange ({"exchange": bool, "epochs", "lengths", "data"}), trained
     like notebook 04 from the course backbone; test mAP per code length and part consistency."""
@@ -168,7 +188,7 @@ def exchange_run(setting: dict, seed: int) -> dict:
         out[str(b)] = mean_average_precision(qc[:, start:start + b], dc[:, start:start + b], q_y, db_y)
         start += b
     consistency, spread = part_scores(model, q_x, q_y, masks)
-    return {"map": out, "consistency": consistency, "regions": spread.tolist()}
+    return {"map": out, "consistency": consistency, "regions": spread.tolist(), "anchors": anchor_agreement(model, q_x, q_y)}
 
 
 # ---------------------------------------------------------------- the course's sweeps
@@ -177,7 +197,11 @@ SWEEPS = {
                              for d in DATA for n in (0, 10, 50)]),
     "exchange": (exchange_run, [{"data": "default", "exchange": e, "epochs": 3, "lengths": [12, 24, 32, 48]}
                                 for e in (False, True)]),
-    "asymmetric": (asymmetric, [{"data": "default", "system": s, "iterations": 4, "samples": 1500,
-                                 "lengths": [12, 24, 32, 48]} for s in ("adsh", "adsh+srem", "adsh+esrl", "fcaenet")]),
+    "asymmetric": (asymmetric, [{"data": "default", "system": s, "iterations": 4, "samples": 1000,
+                                 "lengths": [12, 24, 32, 48], "variant": "as in section 2"}
+                                for s in ("adsh", "adsh+srem", "adsh+esrl", "fcaenet")]
+                   + [{"data": "default", "system": "fcaenet", "iterations": 4, "samples": 1000, "lengths": [12, 24, 32, 48],
+                       "variant": v, **extra} for v, extra in (("10 regions", {"srem_regions": 10}),
+                                                               ("dataset positives", {"positives": "dataset"}))]),
 }
 
