@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def _course(args) -> int:
-    from .course.runner import format_summary, run_course
+    from .course.runner import format_budget, format_summary, run_course
 
     notebooks = args.notebooks or sorted(Path("notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
@@ -32,6 +32,7 @@ def _course(args) -> int:
     summary = run_course(notebooks, args.out)
     print(f"\nexecuted notebooks and HTML are in {args.out}/\n")
     print(format_summary(summary))
+    print("\n" + format_budget(summary))
     return 0
 
 
@@ -43,7 +44,8 @@ def _train(args) -> int:
     try:
         metrics = train_run(args.out, args.dataset, args.data, args.bits, args.method, args.profile,
                             iterations=args.iterations, epochs=args.epochs, samples=args.samples, device=args.device,
-                            force=args.force, resume=args.resume, on_bad_image=args.on_bad_image, dist=dist)
+                            force=args.force, resume=args.resume, on_bad_image=args.on_bad_image, dist=dist,
+                            **{k: getattr(args, k) for k in TRAIN_OPTIONS})
     finally:
         if dist is not None:
             dist.close()
@@ -78,7 +80,7 @@ def _evaluate(args) -> int:
 def _query(args) -> int:
     from .runs import query_run
 
-    for path, hits in query_run(args.run, args.images, args.k):
+    for path, hits in query_run(args.run, args.images, args.k, args.bits):
         print(path)
         for rank, (index, label, distance) in enumerate(hits, 1):
             print(f"  {rank:2d}. database #{index:<7d} class {label:<5d} distance {distance}")
@@ -113,6 +115,7 @@ def main(argv=None) -> int:
     course.set_defaults(handler=_course)
 
     from .data.real import LOADERS
+    from .models.backbones import NAMES as BACKBONES
     from .systems import SYSTEMS, describe
 
     train = sub.add_parser("train", help="train a hashing system and write a run folder",
@@ -120,13 +123,35 @@ def main(argv=None) -> int:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--dataset", choices=["synthetic", *LOADERS], default="synthetic")
     train.add_argument("--data", help="the dataset's folder (real datasets)")
-    train.add_argument("--bits", type=_bits, default=48)
+    train.add_argument("--bits", type=_lengths, default=(48,),
+                       help="code length, or several learned at once: 12,24,32,48 (default: 48)")
     train.add_argument("--method", choices=list(SYSTEMS), default="adsh", help="the system to train (listed above)")
     train.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
     train.add_argument("--out", required=True, help="the run folder")
     train.add_argument("--iterations", type=_positive, help="solver iterations (default: from the profile)")
-    train.add_argument("--epochs", type=_positive, default=1, help="network epochs per iteration")
-    train.add_argument("--samples", type=_positive, default=2000, help="database points sampled per iteration")
+    train.add_argument("--epochs", type=_positive, help="network epochs per iteration (default: 1; 20 with "
+                                                        "--schedule paper, 2 with --freeze-backbone)")
+    train.add_argument("--samples", type=_positive, help="database points sampled per iteration (default: 2000; "
+                                                         "4000 with --freeze-backbone)")
+    train.add_argument("--backbone", choices=BACKBONES,
+                       help="the network under the hash layer (default: the profile's: minires for cpu, resnet50 "
+                            "for gpu). Offline: efficientnet_lite0 (ImageNet weights from the offline-weights extra) "
+                            "and the nets trained from scratch (minires, nin); resnet18/34/50 need --weights FILE "
+                            "or a connection to download their ImageNet weights")
+    train.add_argument("--weights", metavar="FILE", help="the backbone's weights from a local state-dict file")
+    train.add_argument("--image-size", type=_positive, help="input size in pixels (default: the profile's, 64 / 448)")
+    train.add_argument("--lr", type=float, help="learning rate (default: the system's; 1e-3 with --schedule paper)")
+    train.add_argument("--batch-size", type=_positive, help="mini-batch size (default: 64)")
+    train.add_argument("--schedule", choices=["constant", "paper"],
+                       help="constant lr, or FCAENet's: SGD, 40/60 iterations of 20 epochs, lr / 10 at fixed "
+                            "iterations (scaled to --iterations when given)")
+    train.add_argument("--workers", type=_non_negative, help="image-decoding processes (default: from the CPU count)")
+    train.add_argument("--freeze-backbone", action="store_true",
+                       help="compute the backbone's features once (cached in the run folder), then train the hash "
+                            "layer alone: minutes on a laptop CPU (adsh or adsh+esrl)")
+    train.add_argument("--positives", choices=["batch", "dataset"],
+                       help="ESRL positives from the mini-batch (default) or from the whole training set (FCAENet)")
+    train.add_argument("--compile", action="store_true", help="torch.compile the network (GPU)")
     train.add_argument("--device", help="cpu or cuda (default: the profile's, cpu without a GPU)")
     again = train.add_mutually_exclusive_group()
     again.add_argument("--force", action="store_true", help="--out holds a run: delete it and start over")
@@ -144,6 +169,7 @@ def main(argv=None) -> int:
     query = sub.add_parser("query", help="top-k database items of image files")
     query.add_argument("--run", required=True)
     query.add_argument("--k", type=_positive, default=10)
+    query.add_argument("--bits", type=_positive, help="the code length to search with (runs of several; default: the longest)")
     query.add_argument("images", nargs="+")
     query.set_defaults(handler=_query)
 
@@ -181,8 +207,21 @@ def _positive(text):
     return value
 
 
-def _bits(text):
-    value = _positive(text)
-    if value > 1024:
-        raise argparse.ArgumentTypeError(f"bits must be in 1..1024, got {text}")
+TRAIN_OPTIONS = ("backbone", "weights", "image_size", "lr", "batch_size", "schedule", "workers", "freeze_backbone",
+                 "positives", "compile")
+
+
+def _lengths(text):
+    from .run_options import parse_lengths
+
+    try:
+        return parse_lengths(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _non_negative(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value

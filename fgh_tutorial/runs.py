@@ -5,7 +5,8 @@
                           and the fingerprint of its data (written first)
     DIR/model.pt          the network's weights
     DIR/checkpoints/      per-epoch state for resuming an interrupted run
-    DIR/db_codes.npz      database codes V from the solver, packed words (retrieval/codes.py), with the labels
+    DIR/db_codes.npz      database codes (V from the solver; the network's codes of the database for systems
+                          not trained asymmetrically), packed words (retrieval/codes.py), with the labels
     DIR/metrics.json      mAP (tie-aware and legacy), precision@10 of the query split
     DIR/skipped_images.json  image files left out (--on-bad-image skip), when there are any
     DIR/manifest.json     written last: the settings and the digest of every file (manifest.py)
@@ -29,29 +30,31 @@ from .data.images import check_policy
 from .manifest import (RunFolderError, begin_run, check_data, check_run, data_fingerprint, describe, finish_run,
                        read_json, write_json)
 from .models.device import check_device
-from .models.backbones import build_backbone
 from .models.encode import encode
 from .retrieval.codes import binarize, load_codes, pack_codes, save_codes, unpack_codes
 from .retrieval.metrics import mean_average_precision, precision_at_k
-from .systems import SYSTEMS, AsymmetricConfig, get_system
+from .systems import SYSTEMS, get_system
 from .training.checkpoints import load_checkpoint, save_checkpoint
 from .training.profiles import get_profile, seed_everything
 from .runlock import RunLock
+from .run_options import (check_frozen, chosen, columns, parse_lengths, per_length, run_backbone, run_config,
+                          run_lengths, run_profile)
+from .training.frozen import encode_features, train_frozen
 
 
 def _profile(config):
     profile = get_profile(config["profile"], dataset=config["dataset"], data_root=config.get("data"))
-    return replace(profile, device=config.get("device") or profile.device)
+    return run_profile(replace(profile, device=config.get("device") or profile.device), config)
 
 
-def _model(config, profile, n_classes):
-    backbone = build_backbone(profile.backbone, pretrained=profile.pretrained)
+def _model(config, profile, n_classes, load=False):
+    backbone = run_backbone(config, profile, load)  # config["bits"]: all code lengths together
     return get_system(config["method"]).build(backbone, config["bits"], n_classes)
 
 
 def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profile="cpu", iterations=None,
-              epochs=1, samples=2000, device=None, progress=True, force=False, resume=False,
-              on_bad_image="fail", dist=None) -> dict:
+              epochs=None, samples=None, device=None, progress=True, force=False, resume=False,
+              on_bad_image="fail", dist=None, **options) -> dict:
     """Train asymmetrically and write the run folder ``out``; returns the metrics.
 
     A folder that holds a run already is refused, unless ``force`` (start over) or ``resume``
@@ -59,25 +62,30 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
     run is returned as it is). ``on_bad_image``: "fail" stops at the first image file that cannot
     be decoded, naming it; "skip" leaves such files out and lists them in skipped_images.json.
     ``dist`` (``training.distributed.join_from_env()`` under torchrun): each process trains on its
-    shard of every batch on its device; rank 0 alone locks and writes the folder, the others return {}."""
+    shard of every batch on its device; rank 0 alone locks and writes the folder, the others return {}.
+    ``bits``: one code length or several ("12,24,32,48", one head segment each; metrics per length).
+    ``options``: backbone, weights, image_size, lr, batch_size, schedule, workers, freeze_backbone,
+    positives, compile (run_options.py)."""
     if force and resume:
         raise ValueError("force and resume exclude each other: start over (force) or continue (resume)")
     system = get_system(method)
-    config = {"dataset": dataset, "data": str(data) if data else None, "bits": int(bits), "method": method,
+    lengths = parse_lengths(bits)
+    config = {"dataset": dataset, "data": str(data) if data else None, "bits": sum(lengths), "method": method,
               "profile": profile, "iterations": iterations, "epochs": epochs, "samples": samples, "device": device,
-              "on_bad_image": check_policy(on_bad_image)}
+              "on_bad_image": check_policy(on_bad_image), **({"lengths": list(lengths)} if len(lengths) > 1 else {}),
+              **chosen(options)}
+    check_frozen(system, config)
     prof = _profile(config)
     if device is None and prof.device == "cuda" and not torch.cuda.is_available():
         prof = replace(prof, device="cpu")
     if dist is not None:  # one GPU per process (LOCAL_RANK), or the CPU
-        if getattr(system, "trainer", "asymmetric") != "asymmetric":
+        if getattr(system, "trainer", "asymmetric") != "asymmetric" or config.get("freeze_backbone"):
             raise ValueError(f"--method {method}: data-parallel training (torchrun) runs the asymmetric systems only")
         prof = replace(prof, device=str(dist.device))
     main = dist is None or dist.is_main
     progress = progress and main
     check_device(prof.device, "device")
-    cfg = system.config(AsymmetricConfig(segments=(int(bits),), iterations=iterations or max(1, prof.epochs // 3),
-                                         epochs=epochs, samples=samples, seed=prof.seed))
+    cfg = run_config(system, config, prof)
     config["schedule"] = asdict(cfg)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -99,15 +107,20 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
         if (skipped := skipped_images(splits)) and main:
             write_json(out / "skipped_images.json", [{"path": p, "reason": r} for p, r in skipped])
             files.append("skipped_images.json")
-        model = _model(config, prof, config["n_classes"]).to(prof.device)
-        V, hist = system.train(model, db_x, db_y, cfg, checkpoint_dir=out / "checkpoints", val=val, progress=progress,
-                               **({} if dist is None else {"dist": dist}))
+        if config.get("freeze_backbone"):  # features cached in the run folder, then the hash layer alone
+            model, V, hist, feats = train_frozen(run_backbone(config, prof), splits, cfg, out, prof.device,
+                                                 config.get("workers"), progress)
+        else:
+            model = _model(config, prof, config["n_classes"]).to(prof.device)
+            V, hist = system.train(model, db_x, db_y, cfg, checkpoint_dir=out / "checkpoints", val=val,
+                                   progress=progress, **({} if dist is None else {"dist": dist}))
         if not main:
             return {}
         save_checkpoint(out / "model.pt", model.state_dict())
         db_codes = binarize(V)
-        save_codes(out / "db_codes.npz", pack_codes(db_codes), int(bits), labels=db_y.cpu().numpy())
-        metrics = _metrics(encode(model, q_x), db_codes, q_y, db_y)
+        save_codes(out / "db_codes.npz", pack_codes(db_codes), config["bits"], labels=db_y.cpu().numpy())
+        q_codes = encode_features(model, feats["test"][0]) if config.get("freeze_backbone") else encode(model, q_x)
+        metrics = per_length(_metrics, q_codes, db_codes, q_y, db_y, lengths)
         metrics["history"] = asdict(hist)
         write_json(out / "metrics.json", metrics)
         finish_run(out, config, files)  # last: the run is complete
@@ -127,7 +140,7 @@ def load_run(run):
     config = check_run(run)["config"]
     prof = replace(_profile(config), device="cpu")
     _, labels = run_database(run)
-    model = _model(config, prof, config.get("n_classes") or int(labels.max()) + 1)
+    model = _model(config, prof, config.get("n_classes") or int(labels.max()) + 1, load=True)
     try:
         model.load_state_dict(load_checkpoint(run / "model.pt"))
     except (RuntimeError, KeyError, TypeError) as err:
@@ -179,11 +192,13 @@ def evaluate_run(run, encode_database: bool = False) -> dict:
     (db_x, db_y), (q_x, q_y) = splits["train"], splits["test"]
     codes, labels = run_database(run)
     db_codes, db_y = (encode(model, db_x), db_y) if encode_database else (codes, labels)
-    return {**_metrics(encode(model, q_x), db_codes, q_y, db_y), "database_codes": "network" if encode_database else "V"}
+    metrics = per_length(_metrics, encode(model, q_x), db_codes, q_y, db_y, run_lengths(config))
+    return {**metrics, "database_codes": "network" if encode_database else "V"}
 
 
-def query_run(run, images, k: int = 10) -> list:
-    """Top-k database items of each image file: [(path, [(db index, label, distance), ...])]."""
+def query_run(run, images, k: int = 10, bits: int | None = None) -> list:
+    """Top-k database items of each image file: [(path, [(db index, label, distance), ...])];
+    ``bits``: the code length to search with, in a run of several (default: the longest)."""
     from .retrieval.index import HammingIndex
 
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -198,9 +213,11 @@ def query_run(run, images, k: int = 10) -> list:
     run_splits(run, config, prof, strict=False)
     transform = default_transform(prof.image_size)
     x = torch.stack([transform(open_image(p)) for p in images])
+    lengths = run_lengths(config)
+    cols = columns(lengths, max(lengths) if bits is None else int(bits))
     codes, labels = run_database(run)
-    index = HammingIndex(config["bits"]).add(codes)
-    dist, ids = index.search(encode(model, x), k)
+    index = HammingIndex(cols.stop - cols.start).add(np.ascontiguousarray(codes[:, cols]))
+    dist, ids = index.search(np.ascontiguousarray(encode(model, x)[:, cols]), k)
     return [(str(p), [(int(i), int(labels[i]), int(d)) for i, d in zip(row_i, row_d)])
             for p, row_i, row_d in zip(images, ids, dist)]
 

@@ -179,6 +179,7 @@ def system_map(system: TrainedSystem, query_images, query_labels, db_labels) -> 
 def bundle_from_runs(*runs) -> Bundle:
     """A bundle over run folders of ``python -m fgh_tutorial train`` on the same dataset
     (one system per run, named after its folder), to explore one's own trained runs."""
+    from ..run_options import run_lengths
     from ..runs import load_run, run_database
 
     if not runs:
@@ -194,9 +195,11 @@ def bundle_from_runs(*runs) -> Bundle:
         name = Path(run).name
         if name in systems:
             raise ValueError(f"two runs are named {name!r}: give runs in folders of different names")
-        metrics = Path(run) / "metrics.json"
-        scores = {int(config["bits"]): json.loads(metrics.read_text())["map"]} if metrics.exists() else {}
-        systems[name] = TrainedSystem(name, model, codes, (int(config["bits"]),), get_system(config["method"]).arch, scores)
+        metrics, lengths = Path(run) / "metrics.json", run_lengths(config)
+        scores = json.loads(metrics.read_text()) if metrics.exists() else {}
+        scores = ({int(b): m["map"] for b, m in scores["per_length"].items()} if "per_length" in scores
+                  else {lengths[0]: scores["map"]} if scores else {})
+        systems[name] = TrainedSystem(name, model, codes, lengths, get_system(config["method"]).arch, scores)
     bundle = Bundle(profile, systems, labels, np.empty(0, np.int64))
     bundle.query_labels = np.asarray(bundle._splits["test"][1])
     return bundle

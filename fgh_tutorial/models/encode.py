@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.loader import encode_loader
 from ..retrieval.codes import binarize
 from .device import check_device
 
@@ -12,8 +13,8 @@ def _batches(images, batch_size):
     if isinstance(images, torch.Tensor):
         for s in range(0, len(images), batch_size):
             yield images[s:s + batch_size]
-    else:  # any Dataset of (x, y)
-        for batch in torch.utils.data.DataLoader(images, batch_size=batch_size, shuffle=False):
+    else:  # any Dataset of (x, y), decoded by worker processes
+        for batch in encode_loader(images, batch_size):
             yield batch[0]
 
 

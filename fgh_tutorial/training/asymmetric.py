@@ -13,6 +13,11 @@ and ``save_checkpoint`` after every epoch: ``train_asymmetric`` resumes from the
 ``checkpoint_dir``, and an interrupted run ends in the same state as an uninterrupted one.
 Optimizer, learning-rate schedule and augmentation come from ``AsymmetricConfig``.
 At test time the database codes are V (asymmetric) and the queries are encoded by the network.
+
+Data: ``images`` is a tensor (SynthBirds, or cached backbone features in frozen mode), sliced in
+the main process, or an image Dataset, whose batches are decoded and augmented by the worker
+processes of ``data.loader.TrainLoader`` from a plan drawn by the run's generator (the same
+batches for any number of workers; ``batches.py``).
 """
 from __future__ import annotations
 
@@ -25,12 +30,14 @@ from tqdm.auto import tqdm
 
 from ..attention.srem import SREM
 from ..data import stack
-from ..data.transforms import augment
 from ..models.encode import encode
 from ..retrieval.codes import binarize
 from ..retrieval.metrics import check_labels, mean_average_precision
+from .batches import epoch_batches, train_loader
 from .checkpoints import load_checkpoint, save_checkpoint
+from .initial_codes import initial_codes
 from .losses import adsh_loss, esrl, soft_similarity
+from .positives import POSITIVES, DatasetPositives, batch_positives
 from .schedules import lr_at, set_lr
 from .solver import similarity_ratio, update_database_codes
 
@@ -60,12 +67,18 @@ class AsymmetricConfig:
     schedule: str = "constant"  # see schedules.py
     milestones: tuple = ()  # iterations at which the "paper" schedule divides lr by 10
     max_shift: float = 0.0  # augmentation: random flip, plus a shift of up to this share of the size
+    positives: str = "batch"  # ESRL positive: "batch" (in-batch classmate) or "dataset" (FCAENet: whole set)
+    srem_regions: int = 50  # SREM's regions per image (FCAENet: 50), cells of 32 px at 448 px, scaled
+    workers: int | None = None  # Datasets: decoding worker processes (None: from the CPU count)
+    compile: bool = False  # torch.compile the network's forward
+    init_codes: str = "random"  # V at the start: "random" or "network" (initial_codes.py)
 
 
 @dataclass
 class AsymmetricHistory:
     loss: list = field(default_factory=list)  # mean loss per epoch
     val_map: list = field(default_factory=list)  # per iteration, validation queries vs V (mean over segments)
+    lr: list = field(default_factory=list)  # learning rate of each iteration (schedules.py)
     best_iteration: int = -1
 
 
@@ -98,8 +111,9 @@ def make_optimizer(model, cfg: AsymmetricConfig):
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
 
 
-def batch_loss(model, x, y, pos, state: AsymmetricState, cfg, erase, labels, g):
-    """ADSH loss per code segment, plus the erased view (SREM) and ESRL where the method says."""
+def batch_loss(model, x, y, pos, state: AsymmetricState, cfg, erase, labels, g, x_pos=None):
+    """ADSH loss per code segment, plus the erased view (SREM) and ESRL where the method says;
+    ``x_pos``: the ESRL positives drawn from the dataset (None: from the batch)."""
     S = soft_similarity(y, labels, cfg.similarity, r=state.r)  # r of the whole sample, not the batch
     u = model(x, y) if getattr(model, "takes_labels", False) else model(x)
     state.U[pos] = u.detach().float()
@@ -112,19 +126,10 @@ def batch_loss(model, x, y, pos, state: AsymmetricState, cfg, erase, labels, g):
         for part, Vk in zip(_split(view, cfg.segments), _split(state.V, cfg.segments)):
             loss = loss + adsh_loss(part, Vk, S, Vk[rows], cfg.gamma) / len(cfg.segments)
     if _uses(cfg, "esrl"):
-        u_pos = model(_positives(x, y, g))
+        u_pos = model(x_pos if x_pos is not None else x[batch_positives(y, g).to(x.device)])
         u_erased = views[1] if len(views) > 1 else u
         loss = loss + cfg.esrl_weight * esrl(u, u_pos, u_erased, cfg.alpha, cfg.beta)
     return loss + getattr(model, "aux_loss", 0.0)
-
-
-def _positives(x, y, g):
-    """For each image, a random other image of the batch with the same label (itself when alone)."""
-    weights = (y[:, None] == y[None, :]).float().cpu()
-    weights.fill_diagonal_(0)
-    alone = weights.sum(1) == 0
-    weights[alone, torch.nonzero(alone)[:, 0]] = 1
-    return x[torch.multinomial(weights, 1, generator=g)[:, 0].to(x.device)]
 
 
 # ---------------------------------------------------------------- the steps
@@ -136,27 +141,29 @@ def sample(state: AsymmetricState, labels, cfg, g) -> None:
     state.r = similarity_ratio(labels[state.sample], labels, int(labels.max()) + 1).float()
 
 
-def train_epoch(model, opt, images, labels, state: AsymmetricState, cfg, erase, g, dist=None) -> float:
+def train_epoch(model, opt, images, labels, state: AsymmetricState, cfg, erase, g, positives=None, dist=None) -> float:
     """Step 2: one pass over the sample in shuffled mini-batches; returns the mean loss.
-    ``dist``: this process's place in data-parallel training (``training/distributed.py``: its
-    shard of each batch, U gathered)."""
+    ``images``: a tensor, a Dataset or its ``TrainLoader``; ``positives``: a ``DatasetPositives``
+    when ESRL draws its positives from the whole training set; ``dist``: this process's place in
+    data-parallel training (``training/distributed.py``: its shard of each batch, U gathered)."""
     device = labels.device
     amp = cfg.amp and device.type == "cuda"
     model.train()
     total, batches, m = 0.0, 0, len(state.sample)
     order = torch.randperm(m, generator=g).to(device)
-    mine = []
-    for s in range(0, max(1, m - cfg.batch_size + 1), cfg.batch_size):
-        pos = order[s:s + cfg.batch_size]
+    draw = None
+    if _uses(cfg, "esrl") and cfg.positives == "dataset":
+        draw = positives or DatasetPositives(labels)
+    source, mine = epoch_batches(images, order, state.sample, cfg, g, device, draw), []
+    if dist is not None:
+        source = dist.shard_batches(source)
+    for pos, x, x_pos in source:
         idx = state.sample[pos]
-        x = augment(stack(images, idx.cpu()), g, cfg.max_shift).to(device, non_blocking=True)
-        if dist is not None:  # this process's rows of the batch
-            (pos, x, _), = dist.shard_batches([(pos, x, None)])
-            idx = state.sample[pos]
-        if amp:
+        if amp and x.ndim == 4:
             x = x.to(memory_format=torch.channels_last)
+            x_pos = None if x_pos is None else x_pos.to(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext():
-            loss = batch_loss(model, x, labels[idx], pos, state, cfg, erase, labels, g)
+            loss = batch_loss(model, x, labels[idx], pos, state, cfg, erase, labels, g, x_pos=x_pos)
         if dist is not None:  # the step on the whole batch (training/distributed.py)
             loss = loss * dist.loss_scale(len(pos), min(cfg.batch_size, m))
             mine.append(pos)
@@ -215,6 +222,8 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     """
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+    if cfg.positives not in POSITIVES:
+        raise ValueError(f"positives must be one of {POSITIVES}, got {cfg.positives!r}")
     if sum(cfg.segments) != model.bits:
         raise ValueError(f"segments {cfg.segments} must add up to the model's {model.bits} bits")
     device = next(model.parameters()).device
@@ -222,23 +231,31 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     if labels.ndim != 1 or len(labels) == 0:
         raise ValueError(f"labels must be the class ids (n,) of at least one image, got shape {tuple(labels.shape)}")
     g = torch.Generator().manual_seed(cfg.seed)
-    state = AsymmetricState(V=torch.where(torch.randn(len(labels), model.bits, generator=g) >= 0, 1.0, -1.0).to(device))
+    state = AsymmetricState(V=initial_codes(model, images, labels, cfg, g))
     opt = make_optimizer(model, cfg)
-    erase = SREM.for_image_size(stack(images, [0]).shape[-1])
+    size = stack(images, [0]).shape[-1]
+    erase = SREM.for_image_size(size, cfg.srem_regions)
+    if not isinstance(images, torch.Tensor):  # one loader for the run: its workers persist
+        images = train_loader(images, cfg, device, size)
+    positives = DatasetPositives(labels) if _uses(cfg, "esrl") and cfg.positives == "dataset" else None
     path = Path(checkpoint_dir) / "asymmetric.pt" if checkpoint_dir else None
     if path is not None and path.exists():
         state = _resume(path, model, opt, g, device)
     if cfg.amp and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        model.compile()  # in place: the state dict keeps its keys
     main, net = dist is None or dist.is_main, model if dist is None else dist.wrap(model)
     done = 0
     for it in tqdm(range(state.iteration, cfg.iterations), desc=f"{cfg.method} iterations", disable=not (progress and main)):
         state.iteration = it
         set_lr(opt, lr_at(cfg.schedule, cfg.lr, it, cfg.milestones))
+        if state.epoch == 0:
+            state.history.lr.append(opt.param_groups[0]["lr"])
         if state.epoch == 0 or state.sample is None:
             sample(state, labels, cfg, g)
         for epoch in range(state.epoch, cfg.epochs):
-            state.history.loss.append(train_epoch(net, opt, images, labels, state, cfg, erase, g, dist))
+            state.history.loss.append(train_epoch(net, opt, images, labels, state, cfg, erase, g, positives, dist))
             if epoch == cfg.epochs - 1:  # fix the network, learn V
                 if main:
                     v_step(state, labels, cfg)

@@ -30,6 +30,13 @@ def paper_schedule(bits) -> PaperSchedule:
     return PaperSchedule(iterations=60, epochs=20, milestones=(30, 45, 55))
 
 
+def paper_milestones(bits, iterations: int) -> tuple:
+    """The paper's milestones for ``bits`` scaled to a run of ``iterations``: a short run steps at
+    the same shares of its length (20/40 and 30/40; or 30/60, 45/60 and 55/60)."""
+    full = paper_schedule(bits)
+    return tuple(max(1, round(m * iterations / full.iterations)) for m in full.milestones)
+
+
 def lr_at(schedule: str, lr: float, iteration: int, milestones=()) -> float:
     """The learning rate of (0-based) ``iteration`` under ``schedule``."""
     if schedule == "constant":
