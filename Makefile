@@ -35,12 +35,12 @@ explore: $(STAMP)
 screenshots: $(STAMP)
 	FGH_SCREENSHOTS=$(CURDIR)/assets FGH_REQUIRE_BROWSER=1 $(PY) -m pytest -q tests/test_browser.py
 
-# Re-execute the notebooks in place (refreshes their committed outputs) and export the
-# README's figures (cells marked "# FIGURE name") to assets/.
+# Re-execute the notebooks in place (refreshes their committed outputs), export the README's
+# figures (cells marked "# FIGURE name") to assets/ and write the measured runtimes into the
+# README's notebook table. NB=05 re-executes notebook 05 only.
+NB ?= [0-9][0-9]
 notebooks: $(STAMP)
-	$(PY) -c "import glob; from fgh_tutorial.course import execute_notebook, export_figures; \
-	[print(n, round(execute_notebook(n, 'notebooks', html=False), 1), 's', export_figures(n)) \
-	 for n in sorted(glob.glob('notebooks/[0-9][0-9]_*.ipynb'))]"
+	$(PY) -c "from fgh_tutorial.course.runner import refresh_notebooks; refresh_notebooks('notebooks/$(NB)_*.ipynb')"
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

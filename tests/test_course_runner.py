@@ -25,6 +25,26 @@ def test_execute_notebook_reports_progress_and_no_kernel_log(tmp_path, capfd):
     assert "WARNING" not in capfd.readouterr().err  # the kernel's transport warning stays out
 
 
+def test_progress_bars_are_stored_as_their_final_line(tmp_path):
+    cell = "from tqdm.auto import tqdm\nfor _ in tqdm(range(4), desc='steps'):\n    pass\nprint('done')"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]), tmp_path / "00_bar.ipynb")
+    runner.execute_notebook(tmp_path / "00_bar.ipynb", tmp_path, html=False)
+    outputs = nbformat.read(tmp_path / "00_bar.ipynb", as_version=4).cells[0].outputs
+    bars = [o for o in outputs if o.output_type == "display_data"]
+    assert len(bars) == 1 and set(bars[0]["data"]) == {"text/plain"}  # no widget view left to render as 0%
+    text = bars[0]["data"]["text/plain"]
+    assert text.startswith("steps: 100%") and "4/4" in text and "0%|" not in text.replace("100%|", "")
+
+
+def test_readme_runtimes_come_from_the_run(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("| notebook | idea | CPU |\n|---|---|---|\n| [01 a](notebooks/01_a.ipynb) | x | ~9 min |\n"
+                      "| [02 b](notebooks/02_b.ipynb) | y | ~1 s |\ntext\n")
+    assert runner.update_readme_runtimes(readme, {"01_a": 42.4, "02_b": 150.0, "03_c": 1.0}) == 2
+    assert readme.read_text() == ("| notebook | idea | CPU |\n|---|---|---|\n| [01 a](notebooks/01_a.ipynb) | x | 42 s |\n"
+                                  "| [02 b](notebooks/02_b.ipynb) | y | 2.5 min |\ntext\n")
+
+
 def test_format_budget():
     text = runner.format_budget({"01_a": {"seconds": 100.0}, "05_b": {"seconds": 150.0}}, budget_s=120)
     assert "01_a" in text and "within budget" in text and "OVER budget" in text and "250 s" in text

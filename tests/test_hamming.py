@@ -89,3 +89,28 @@ def test_empty_database_and_k_above_size():
     assert dist.shape == idx.shape == (2, 0)
     dist, idx = hamming_topk(q, pack_codes(np.ones((3, 8))), 10)
     assert idx.tolist() == [[0, 1, 2]] * 2 and hamming_rank(q, pack_codes(np.ones((0, 8)))).shape == (2, 0)
+
+
+def test_kernels_leave_torchs_thread_count_alone():
+    """numba's OpenMP launches size the pool torch shares; a search or a metric must not change the
+    number of threads training then runs with (its speed, and its float results)."""
+    import numba
+    import torch
+
+    from fgh_tutorial.retrieval.hamming import hamming_topk
+    from fgh_tutorial.retrieval.metrics import mean_average_precision
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs numba to use 2 or more threads")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        codes = np.sign(np.random.default_rng(0).standard_normal((64, 16)))
+        labels = np.arange(64) % 4
+        mean_average_precision(codes, codes, labels, labels)
+        mean_average_precision(codes, codes, labels, labels, ties="stable")
+        words = pack_codes(codes)
+        hamming_topk(words, words, 5)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

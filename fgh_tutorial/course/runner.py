@@ -10,6 +10,7 @@ against its budget (``BUDGET_S``, 2 minutes on a 2-core CPU).
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -47,6 +48,42 @@ class _Progress:
         self.stream.flush()
 
 
+_BAR = "█"
+
+
+def _widget_text(model_id: str, states: dict) -> str | None:
+    """The final text of a tqdm progress widget (an HBox of description, bar, counts), else None."""
+    state = states.get(model_id, {})
+    children = [states.get(c.removeprefix("IPY_MODEL_"), {}) for c in state.get("children", [])]
+    kinds = [c.get("_model_name") for c in children]
+    if state.get("_model_name") != "HBoxModel" or len(kinds) != 3 or kinds[1] not in ("FloatProgressModel",
+                                                                                      "IntProgressModel"):
+        return None
+    left, bar, right = children
+    done = float(bar.get("value", 0)) / max(float(bar.get("max", 1)), 1e-12)
+    cells = int(round(10 * min(max(done, 0.0), 1.0)))
+    line = f"{left.get('value', '')}|{_BAR * cells}{' ' * (10 - cells)}|{right.get('value', '')}"
+    return html.unescape(line).replace("\u2007", " ")  # tqdm pads with HTML entities and figure spaces
+
+
+def settle_progress_bars(nb, states: dict) -> int:
+    """Replace every progress-bar widget in ``nb``'s outputs by its final line as plain text.
+
+    A stored widget output carries only its first text ("0%|  | 0/4") when the widget state is not
+    saved, so GitHub, nbviewer and the HTML export would show a bar frozen at 0%; the final line
+    ("adsh iterations: 100%|##########| 4/4 [00:41<00:00]") is what a static reader should see.
+    Other widgets are left alone. Returns the number of bars replaced."""
+    replaced = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            text = _widget_text(view.get("model_id", ""), states) if view else None
+            if text is not None:
+                out["data"] = {"text/plain": text.strip()}
+                replaced += 1
+    return replaced
+
+
 def execute_notebook(path, out_dir, timeout: int = 1200, html: bool = True, progress=None) -> float:
     """Execute one notebook in its own folder; write ``<name>.ipynb`` (and ``<name>.html``) to
     ``out_dir``. Returns the wall time in seconds. ``progress``: a stream for the status line
@@ -65,6 +102,7 @@ def execute_notebook(path, out_dir, timeout: int = 1200, html: bool = True, prog
                             store_widget_state=True, record_timing=False,
                             on_cell_executed=bar.cell_done if bar else None)
     client.execute(stderr=subprocess.DEVNULL)  # the kernel process's log, not the cells' output
+    settle_progress_bars(nb, client.widget_state)
     if bar:
         bar.show(end="\n")
     nb.metadata.pop("widgets", None)
@@ -115,6 +153,38 @@ def format_summary(summary: dict) -> str:
             if k != "seconds":
                 lines.append(f"    {k:<34} {v:.4g}" if isinstance(v, float) else f"    {k:<34} {v}")
     return "\n".join(lines)
+
+
+def update_readme_runtimes(readme, runtimes: dict) -> int:
+    """Write each notebook's measured runtime (``{stem: seconds}``) into the last column of the
+    README's notebook table: the row whose first cell links ``notebooks/<stem>.ipynb``. The numbers
+    come from the run that ``make notebooks`` just did, never typed. Returns the rows changed."""
+    import re
+
+    path = Path(readme)
+    lines, changed = path.read_text(encoding="utf-8").split("\n"), 0
+    for i, line in enumerate(lines):
+        link = re.match(r"\| \[[^]]*\]\(notebooks/([^)]+)\.ipynb\) \|", line)
+        if link and link.group(1) in runtimes:
+            cells = line.rstrip().rstrip("|").split(" | ")
+            seconds = runtimes[link.group(1)]
+            cells[-1] = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+            lines[i], changed = " | ".join(cells) + " |", changed + 1
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return changed
+
+
+def refresh_notebooks(pattern: str = "notebooks/[0-9][0-9]_*.ipynb", readme="README.md") -> dict:
+    """``make notebooks``: execute the matching notebooks in place, export their figures and write
+    their runtimes into ``readme``. Returns {stem: seconds}."""
+    import glob
+
+    times = {}
+    for path in sorted(glob.glob(pattern)):
+        times[Path(path).stem] = execute_notebook(path, Path(path).parent, html=False, progress=sys.stdout)
+        print(f"{path}: {times[Path(path).stem]:.0f} s, figures {[str(p) for p in export_figures(path)]}")
+    update_readme_runtimes(readme, times)
+    return times
 
 
 def export_figures(notebook, assets_dir="assets") -> list:

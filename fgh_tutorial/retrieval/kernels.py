@@ -2,8 +2,16 @@
 
 One pass per query over the database: d = popcount(q XOR b) summed over words, then
 per-distance counts, or the stable-order AP. Parallel over queries.
+
+numba's OpenMP threading layer shares the process's OpenMP pool with torch and sizes it on every
+parallel launch, so a search or a metric would change the number of threads torch trains with (its
+speed, and through the order of float sums its results). Every parallel kernel below is therefore
+wrapped by ``_keeping_torch_threads``, which puts torch's thread count back after the call.
 """
 from __future__ import annotations
+
+import functools
+import sys
 
 import numpy as np
 from llvmlite import ir
@@ -24,6 +32,20 @@ def popcount64(typingctx, x):
     return types.uint64(types.uint64), codegen
 
 
+def _keeping_torch_threads(kernel):
+    """``kernel`` that leaves ``torch.get_num_threads()`` as it found it (see the module docstring)."""
+    @functools.wraps(kernel)
+    def call(*args, **kwargs):
+        torch = sys.modules.get("torch")  # nothing to keep if torch was never imported
+        threads = torch.get_num_threads() if torch else None
+        try:
+            return kernel(*args, **kwargs)
+        finally:
+            if threads is not None and torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+    return call
+
+
 @njit(cache=True, inline="always")
 def _popdist(qw, dw, i, j):
     d = 0
@@ -32,6 +54,7 @@ def _popdist(qw, dw, i, j):
     return d
 
 
+@_keeping_torch_threads
 @njit(cache=True, parallel=True)
 def distance_histograms(qw, dw, ql, dl, counts, rel):
     """counts[i, d] = #{j : d_H(i, j) = d}; rel[i, d] = the same among j with dl[j] == ql[i]."""
@@ -43,6 +66,7 @@ def distance_histograms(qw, dw, ql, dl, counts, rel):
                 rel[i, d] += 1
 
 
+@_keeping_torch_threads
 @njit(cache=True, parallel=True)
 def stable_average_precisions(qw, dw, ql, dl, bits, out):
     """AP of every query along the ranking sorted by distance, ties by lower database index.
@@ -137,6 +161,7 @@ def _block_distances(qw, cols, i, s, e, buf, t):
     return below
 
 
+@_keeping_torch_threads
 @njit(cache=True, parallel=True)
 def topk(qw, cols, k, bits, out_dist, out_idx, scratch_dtype, query_block=16, db_block=4096):
     """The k nearest codes of each query, by (distance, index), in one pass.
@@ -191,6 +216,7 @@ def topk(qw, cols, k, bits, out_dist, out_idx, scratch_dtype, query_block=16, db
                 start[d] += 1
 
 
+@_keeping_torch_threads
 @njit(cache=True, parallel=True)
 def rank(qw, cols, bits, out_idx, scratch_dtype, db_block=4096):
     """Full ranking of the database for each query: vectorised distances, their histogram,
