@@ -45,6 +45,16 @@ def test_readme_runtimes_come_from_the_run(tmp_path):
                                   "| [02 b](notebooks/02_b.ipynb) | y | 2.5 min |\ntext\n")
 
 
+def test_notebook_runtime_comes_from_the_run(tmp_path):
+    path = tmp_path / "01_a.ipynb"
+    opening = "# 01\n\n**Runtime:** RUNTIME_01 on a 2-core CPU (cached); GPU: not measured."
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(opening)]), path)
+    assert runner.update_notebook_runtime(path, 95.0)
+    assert nbformat.read(path, as_version=4).cells[0].source.endswith("**Runtime:** 1.6 min on a 2-core CPU (cached); GPU: not measured.")
+    assert runner.update_notebook_runtime(path, 42.0)  # a measured value is replaced by the next one
+    assert "**Runtime:** 42 s on a 2-core CPU" in nbformat.read(path, as_version=4).cells[0].source
+
+
 def test_format_budget():
     text = runner.format_budget({"01_a": {"seconds": 100.0}, "05_b": {"seconds": 150.0}}, budget_s=120)
     assert "01_a" in text and "within budget" in text and "OVER budget" in text and "250 s" in text

@@ -202,6 +202,10 @@ SWEEPS = {
                                 for s in ("adsh", "adsh+srem", "adsh+esrl", "fcaenet")]
                    + [{"data": "default", "system": "fcaenet", "iterations": 4, "samples": 1000, "lengths": [12, 24, 32, 48],
                        "variant": v, **extra} for v, extra in (("10 regions", {"srem_regions": 10}),
-                                                               ("dataset positives", {"positives": "dataset"}))]),
+                                                               ("dataset positives", {"positives": "dataset"}))]
+                   + [{"data": "default", "system": s, "iterations": 8, "samples": 1000, "lengths": [12, 24, 32, 48],
+                       "variant": "8 iterations"} for s in ("adsh", "fcaenet")]
+                   + [{"data": "redundant", "system": s, "iterations": 4, "samples": 1000, "lengths": [12, 24, 32, 48],
+                       "variant": "redundant data"} for s in ("adsh", "fcaenet")]),
 }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -155,12 +156,31 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+RUNTIME = re.compile(r"\*\*Runtime:\*\* (RUNTIME_\d+|[\d.]+ (s|min)) on a 2-core CPU")
+
+
+def format_runtime(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def update_notebook_runtime(path, seconds: float) -> bool:
+    """Write the measured runtime into the notebook's opening cell ("**Runtime:** 85 s on a 2-core CPU")."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    text = RUNTIME.sub(f"**Runtime:** {format_runtime(seconds)} on a 2-core CPU", first.source, count=1)
+    if text == first.source:
+        return False
+    first.source = text
+    nbformat.write(nb, path)
+    return True
+
+
 def update_readme_runtimes(readme, runtimes: dict) -> int:
     """Write each notebook's measured runtime (``{stem: seconds}``) into the last column of the
     README's notebook table: the row whose first cell links ``notebooks/<stem>.ipynb``. The numbers
     come from the run that ``make notebooks`` just did, never typed. Returns the rows changed."""
-    import re
-
     path = Path(readme)
     lines, changed = path.read_text(encoding="utf-8").split("\n"), 0
     for i, line in enumerate(lines):
@@ -168,7 +188,7 @@ def update_readme_runtimes(readme, runtimes: dict) -> int:
         if link and link.group(1) in runtimes:
             cells = line.rstrip().rstrip("|").split(" | ")
             seconds = runtimes[link.group(1)]
-            cells[-1] = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+            cells[-1] = format_runtime(seconds)
             lines[i], changed = " | ".join(cells) + " |", changed + 1
     path.write_text("\n".join(lines), encoding="utf-8")
     return changed
@@ -176,14 +196,15 @@ def update_readme_runtimes(readme, runtimes: dict) -> int:
 
 def refresh_notebooks(pattern: str = "notebooks/[0-9][0-9]_*.ipynb", readme="README.md") -> dict:
     """``make notebooks``: execute the matching notebooks in place, export their figures and write
-    their runtimes into ``readme``. Returns {stem: seconds}."""
+    their runtimes into each notebook's opening cell and into ``readme``. Returns {stem: seconds}."""
     import glob
 
     times = {}
     for path in sorted(glob.glob(pattern)):
         times[Path(path).stem] = execute_notebook(path, Path(path).parent, html=False, progress=sys.stdout)
+        update_notebook_runtime(path, times[Path(path).stem])
+        update_readme_runtimes(readme, {Path(path).stem: times[Path(path).stem]})
         print(f"{path}: {times[Path(path).stem]:.0f} s, figures {[str(p) for p in export_figures(path)]}")
-    update_readme_runtimes(readme, times)
     return times
 
 
