@@ -134,6 +134,12 @@ def _class_names(path, class_ids):
     return [table.get(c, str(c)) for c in class_ids]
 
 
+def _fetch(name, root) -> str:
+    """How to download a dataset, for a user of the library and of the command line alike."""
+    return (f"or fetch it once with: python -c \"from fgh_tutorial.data import load_dataset; "
+            f"load_dataset('{name}', '{root}', download=True)\"")
+
+
 def cub200(root, split="train", transform=None, download=False) -> ImageList:
     """CUB-200-2011. With bounding boxes (``.boxes``: image id -> x, y, w, h) and part
     locations (``.parts``: image id -> {part id: (x, y)} of visible parts) when present."""
@@ -141,7 +147,7 @@ def cub200(root, split="train", transform=None, download=False) -> ImageList:
         download_and_extract(CUB_URL, root, "CUB_200_2011.tgz", CUB_MD5)
     base = _find_root(root, "images.txt")
     hint = (f"Put the extracted CUB_200_2011 folder under {root} (images/, images.txt, "
-            f"image_class_labels.txt, train_test_split.txt), or pass download=True ({CUB_URL}).")
+            f"image_class_labels.txt, train_test_split.txt), {_fetch('cub', root)} ({CUB_URL}).")
     ds = _caltech_layout(base, split, transform, "CUB-200-2011", hint)
     if (base / "bounding_boxes.txt").exists():
         ds.boxes = {r[0]: tuple(map(float, r[1:5])) for r in _read_table(base / "bounding_boxes.txt")}
@@ -194,7 +200,7 @@ def stanford_dogs(root, split="train", transform=None, download=False) -> ImageL
             download_and_extract(url, root, name)
     listing = root / f"{split}_list.mat"
     hint = (f"Put Images/ (images.tar) and train_list.mat, test_list.mat (lists.tar) from "
-            f"http://vision.stanford.edu/aditya86/ImageNetDogs/ in {root}, or pass download=True.")
+            f"http://vision.stanford.edu/aditya86/ImageNetDogs/ in {root}, {_fetch('dogs', root)}.")
     _require([listing, root / "Images"], "Stanford Dogs", hint)
     mat = loadmat(listing)
     files = [str(np.ravel(f)[0]) for f in mat["file_list"].ravel()]
@@ -212,7 +218,7 @@ def fgvc_aircraft(root, split="train", transform=None, download=False):
     from torchvision.datasets import FGVCAircraft
 
     _check_split(split)
-    hint = f"Expected {Path(root) / 'fgvc-aircraft-2013b'}; pass download=True to fetch it."
+    hint = f"Expected {Path(root) / 'fgvc-aircraft-2013b'}; {_fetch('aircraft', root)}."
     try:
         ds = FGVCAircraft(str(root), split="trainval" if split == "train" else "test",
                           annotation_level="variant", download=download)
@@ -227,7 +233,7 @@ def food101(root, split="train", transform=None, download=False):
     from torchvision.datasets import Food101
 
     _check_split(split)
-    hint = f"Expected {Path(root) / 'food-101'} (meta/, images/); pass download=True to fetch it."
+    hint = f"Expected {Path(root) / 'food-101'} (meta/, images/); {_fetch('food101', root)}."
     try:
         ds = Food101(str(root), split=split, download=download)
     except (RuntimeError, FileNotFoundError) as err:
