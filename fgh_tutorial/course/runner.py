@@ -49,22 +49,21 @@ class _Progress:
         self.stream.flush()
 
 
-_BAR = "█"
-
-
 def _widget_text(model_id: str, states: dict) -> str | None:
-    """The final text of a tqdm progress widget (an HBox of description, bar, counts), else None."""
+    """The final state of a tqdm progress widget (an HBox of description, bar, counts) as one line
+    without the bar: "adsh iterations: 4/4 [00:09<00:00, 2.43s/it]" (a bar that did not finish adds
+    "stopped at 50%"). None for any other widget."""
     state = states.get(model_id, {})
     children = [states.get(c.removeprefix("IPY_MODEL_"), {}) for c in state.get("children", [])]
     kinds = [c.get("_model_name") for c in children]
     if state.get("_model_name") != "HBoxModel" or len(kinds) != 3 or kinds[1] not in ("FloatProgressModel",
                                                                                       "IntProgressModel"):
         return None
-    left, bar, right = children
-    done = float(bar.get("value", 0)) / max(float(bar.get("max", 1)), 1e-12)
-    cells = int(round(10 * min(max(done, 0.0), 1.0)))
-    line = f"{left.get('value', '')}|{_BAR * cells}{' ' * (10 - cells)}|{right.get('value', '')}"
-    return html.unescape(line).replace("\u2007", " ")  # tqdm pads with HTML entities and figure spaces
+    left, _, right = (html.unescape(str(c.get("value", ""))).replace("\u2007", " ") for c in children)  # tqdm's padding
+    done = float(children[1].get("value", 0)) >= float(children[1].get("max", 1))
+    description = re.sub(r"\s*\d+%$", "", left.strip())  # "adsh iterations: 100%" -> "adsh iterations:"
+    line = f"{description} {right.strip()}".strip()
+    return line if done else f"{line} (stopped at {left.strip().rsplit(' ', 1)[-1]})"
 
 
 def settle_progress_bars(nb, states: dict) -> int:
@@ -72,7 +71,7 @@ def settle_progress_bars(nb, states: dict) -> int:
 
     A stored widget output carries only its first text ("0%|  | 0/4") when the widget state is not
     saved, so GitHub, nbviewer and the HTML export would show a bar frozen at 0%; the final line
-    ("adsh iterations: 100%|##########| 4/4 [00:41<00:00]") is what a static reader should see.
+    ("adsh iterations: 4/4 [00:41<00:00]", without a bar) is what a static reader should see.
     Other widgets are left alone. Returns the number of bars replaced."""
     replaced = 0
     for cell in nb.cells:

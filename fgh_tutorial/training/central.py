@@ -97,7 +97,7 @@ def train_hashing(model: HashingModel, images, labels: torch.Tensor, *, epochs: 
             hist.val_map.append(m)
             if m > best:
                 best, best_state, hist.best_epoch = m, copy.deepcopy(model.state_dict()), epoch + 1
-        bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", val_map=f"{best:.3f}")
+        bar.set_postfix(loss=f"{hist.loss[-1]:.3f}", **({"val_map": f"{best:.3f}"} if hist.val_map else {}))
     if best_state is not None:
         model.load_state_dict(best_state)
     return hist
