@@ -19,7 +19,7 @@ from ..attention.cam import attention_maps
 from ..attention.srem import SREM, default_region_size, srem_mask
 from ..data import PART_NAMES, SynthBirds, subset
 from ..models.encode import encode
-from ..retrieval.metrics import mean_average_precision
+from ..retrieval.metrics import mean_average_precision, segment_maps
 from ..training.cache import cache_dir, load_or_train
 from ..training.central import train_hashing
 from ..training.checkpoints import load_checkpoint, save_checkpoint
@@ -182,11 +182,8 @@ def exchange_run(setting: dict, seed: int) -> dict:
     model.exchanging = bool(setting["exchange"])
     train_hashing(model, db_x, db_y, epochs=setting["epochs"], lr=1e-3, seed=seed, segments=lengths, progress=False)
     model.eval()
-    qc, dc = encode(model, q_x), encode(model, db_x)
-    out, start = {}, 0
-    for b in lengths:
-        out[str(b)] = mean_average_precision(qc[:, start:start + b], dc[:, start:start + b], q_y, db_y)
-        start += b
+    maps = segment_maps(encode(model, q_x), encode(model, db_x), q_y, db_y, lengths)
+    out = {str(b): m for b, m in zip(lengths, maps)}
     consistency, spread = part_scores(model, q_x, q_y, masks)
     return {"map": out, "consistency": consistency, "regions": spread.tolist(), "anchors": anchor_agreement(model, q_x, q_y)}
 

@@ -214,6 +214,13 @@ def mean_average_precision(query_codes, db_codes, query_labels, db_labels, ties=
     return float(average_precisions(query_codes, db_codes, query_labels, db_labels, ties, device).mean())
 
 
+def segment_maps(query_codes, db_codes, query_labels, db_labels, segments, ties="expected") -> list:
+    """mAP of each code segment of codes that hold several lengths side by side (12 + 24 + ... bits)."""
+    bounds = np.cumsum([0, *segments])
+    return [mean_average_precision(query_codes[:, s:e], db_codes[:, s:e], query_labels, db_labels, ties=ties)
+            for s, e in zip(bounds[:-1], bounds[1:])]
+
+
 def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int) -> float:
     """mAP@k with the stable ranking; each AP is normalised by the relevant items found in the
     top k (the convention of the DPSH/ADSH evaluation code)."""

@@ -32,7 +32,7 @@ from ..attention.srem import SREM
 from ..data import stack
 from ..models.encode import encode
 from ..retrieval.codes import binarize
-from ..retrieval.metrics import check_labels, mean_average_precision
+from ..retrieval.metrics import check_labels, segment_maps
 from .batches import epoch_batches, train_loader
 from .checkpoints import load_checkpoint, save_checkpoint
 from .initial_codes import initial_codes
@@ -103,11 +103,13 @@ def _split(u, segments):
     return u.split(list(segments), 1)
 
 
-def make_optimizer(model, cfg: AsymmetricConfig):
+def make_optimizer(model, cfg: AsymmetricConfig, params=None):
+    """``cfg.optimizer`` over ``params`` (parameter groups; default all of ``model``'s parameters)."""
+    params = model.parameters() if params is None else params
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
 
 
@@ -284,8 +286,4 @@ def evaluate_asymmetric(model, query_images, query_labels, V, db_labels, segment
     codes, db = encode(model, query_images), binarize(V)
     ql = query_labels.cpu() if hasattr(query_labels, "cpu") else query_labels
     dl = db_labels.cpu() if hasattr(db_labels, "cpu") else db_labels
-    out, start = [], 0
-    for b in segments:
-        out.append(mean_average_precision(codes[:, start:start + b], db[:, start:start + b], ql, dl, ties=ties))
-        start += b
-    return out
+    return segment_maps(codes, db, ql, dl, segments, ties)

@@ -47,5 +47,7 @@ def lr_at(schedule: str, lr: float, iteration: int, milestones=()) -> float:
 
 
 def set_lr(optimizer, value: float) -> None:
+    """Set the rate of every parameter group; a group with a ``scale`` (e.g. a backbone fine-tuned
+    at a tenth of the rate) gets ``value * scale``."""
     for group in optimizer.param_groups:
-        group["lr"] = value
+        group["lr"] = value * group.get("scale", 1.0)

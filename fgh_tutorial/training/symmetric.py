@@ -28,10 +28,11 @@ from tqdm.auto import tqdm
 from ..data import stack
 from ..data.transforms import augment
 from ..models.encode import encode
-from ..retrieval.metrics import mean_average_precision
-from .asymmetric import OPTIMIZERS, AsymmetricConfig, AsymmetricHistory
+from ..retrieval.metrics import segment_maps
+from .asymmetric import AsymmetricConfig, AsymmetricHistory
+from .asymmetric import make_optimizer as make_asymmetric_optimizer
 from .checkpoints import load_checkpoint, save_checkpoint
-from .schedules import lr_at
+from .schedules import lr_at, set_lr
 
 BACKBONE_LR_SCALE = 0.1  # the trained backbone learns at a tenth of the rate of the new layers
 
@@ -43,17 +44,6 @@ def random_batches(sample: torch.Tensor, labels: torch.Tensor, cfg: AsymmetricCo
     return [order[s:s + cfg.batch_size] for s in range(0, max(1, len(order) - cfg.batch_size + 1), cfg.batch_size)]
 
 
-def segment_map(model, query_images, query_labels, db_codes, db_labels, segments) -> list:
-    """Tie-aware mAP of each code segment: network codes of the queries against ``db_codes``
-    (``query_images=None``: the database codes are the queries too)."""
-    codes, out, start = (db_codes if query_images is None else encode(model, query_images)), [], 0
-    for b in segments:
-        out.append(mean_average_precision(codes[:, start:start + b], db_codes[:, start:start + b],
-                                          query_labels, db_labels))
-        start += b
-    return out
-
-
 def make_optimizer(model, cfg: AsymmetricConfig):
     """``cfg.optimizer`` over two parameter groups: the parameters of ``model.backbone`` (if any) at
     ``BACKBONE_LR_SCALE`` times the rate of the others (the layers the system adds), the usual
@@ -62,19 +52,9 @@ def make_optimizer(model, cfg: AsymmetricConfig):
     inner = {id(p) for p in backbone.parameters()} if backbone is not None else set()
     groups = [{"params": [p for p in model.parameters() if id(p) in inner], "scale": BACKBONE_LR_SCALE},
               {"params": [p for p in model.parameters() if id(p) not in inner], "scale": 1.0}]
-    groups = [g for g in groups if g["params"]]
     for group in groups:
         group["lr"] = cfg.lr * group["scale"]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
-
-
-def _set_lr(opt, lr: float) -> None:
-    for group in opt.param_groups:
-        group["lr"] = lr * group["scale"]
+    return make_asymmetric_optimizer(model, cfg, [g for g in groups if g["params"]])
 
 
 def train_symmetric(model, images, labels, cfg: AsymmetricConfig, batch_loss, *, batches=random_batches,
@@ -109,7 +89,7 @@ def train_symmetric(model, images, labels, cfg: AsymmetricConfig, batch_loss, *,
         hist, best, start, sample = AsymmetricHistory(**saved["history"]), saved["best"], saved["next"], saved["sample"]
     done = 0
     for it in tqdm(range(start[0], cfg.iterations), desc=f"{name} iterations", disable=not progress):
-        _set_lr(opt, lr_at(cfg.schedule, cfg.lr, it, cfg.milestones))
+        set_lr(opt, lr_at(cfg.schedule, cfg.lr, it, cfg.milestones))
         first = start[1] if it == start[0] else 0
         if first == 0 or sample is None:
             sample = torch.randperm(len(labels), generator=g)[:min(cfg.samples, len(labels))]
@@ -145,7 +125,7 @@ def _select(model, val, cfg, hist, it, best) -> dict:
     score = None
     if val is not None:
         codes = encode(model, val[0])  # the validation images ranked against each other
-        score = float(sum(segment_map(model, None, val[1], codes, val[1], cfg.segments)) / len(cfg.segments))
+        score = float(sum(segment_maps(codes, codes, val[1], val[1], cfg.segments)) / len(cfg.segments))
         hist.val_map.append(score)
     if best is None or score is None or score > best["score"]:
         hist.best_iteration = it + 1
