@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..retrieval.balance import bit_shares
+
 PART_COLOURS = {"beak": (1.0, 0.85, 0.0), "eye": (0.0, 0.9, 1.0), "wing": (1.0, 0.2, 0.6), "tail": (0.3, 1.0, 0.3)}
 
 
@@ -116,10 +118,10 @@ def tie_figure(counts_per_distance: np.ndarray, bits: int) -> Figure:
 
 def bit_balance_figure(codes) -> Figure:
     """Share of +1 per bit: a good code uses every bit about half the time."""
-    codes = np.asarray(codes)
+    shares = bit_shares(codes)
     fig = _figure(4.5, 2.6)
     ax = fig.subplots()
-    ax.bar(np.arange(codes.shape[1]), (codes > 0).mean(0), color="tab:green")
+    ax.bar(np.arange(len(shares)), shares, color="tab:green")
     ax.axhline(0.5, color="grey", ls="--", lw=1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("bit")
