@@ -3,6 +3,8 @@
     python benchmarks/sweeps.py srem               # every missing (setting, seed) of one sweep
     python benchmarks/sweeps.py srem --budget 150  # start no new run after 150 s; run again to go on
     python benchmarks/sweeps.py probe              # the erasing probe of the course model (no training)
+    python benchmarks/sweeps.py fair --threads 2   # the fair tests (course/fair.py): 5 paired seeds per arm
+    python benchmarks/sweeps.py fair --threads 2 --data default --arms adsh parts   # a part of it
 
 Results go to ``assets/sweeps/<name>.json`` (one entry per finished run, written atomically, so a
 sweep resumes where it stopped); the notebooks read and plot them. Every run starts from the cached
@@ -21,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from fgh_tutorial.course import experiments  # noqa: E402
+from fgh_tutorial.course import experiments, fair  # noqa: E402
 from fgh_tutorial.course.sweeps import _write, run_sweep  # noqa: E402
 
 OUT = ROOT / "assets" / "sweeps"
@@ -41,15 +43,23 @@ def probe(threads: int) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sweep", choices=["probe", *experiments.SWEEPS])
+    parser.add_argument("sweep", choices=["probe", "fair", *experiments.SWEEPS])
     parser.add_argument("--budget", type=float, default=None, help="start no new run after this many seconds")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(experiments.SEEDS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--arms", nargs="+", default=list(fair.ARMS), choices=list(fair.ARMS), help="fair: these arms")
+    parser.add_argument("--data", nargs="+", default=list(experiments.DATA), choices=list(experiments.DATA),
+                        help="fair: these SynthBirds variants")
     args = parser.parse_args(argv)
+    if args.seeds is None:
+        args.seeds = list(fair.SEEDS if args.sweep == "fair" else experiments.SEEDS)
     torch.set_num_threads(args.threads)
     if args.sweep == "probe":
         return probe(args.threads)
-    fn, settings = experiments.SWEEPS[args.sweep]
+    if args.sweep == "fair":
+        fn, settings = fair.fair_run, fair.settings(args.arms, args.data)
+    else:
+        fn, settings = experiments.SWEEPS[args.sweep]
     meta = {"threads": args.threads, "experiment": f"fgh_tutorial.course.experiments.{fn.__name__}",
             "rerun": f"python benchmarks/sweeps.py {args.sweep}"}
     data = run_sweep(OUT / f"{args.sweep}.json", fn, settings, args.seeds, meta, args.budget)

@@ -3,8 +3,13 @@ JSON file, and summarise each setting by its mean and its min-max range over the
 
 The file is rewritten atomically after every run, so an interrupted sweep resumes where it
 stopped (``run_sweep(..., budget_s=170)`` stops starting new runs after that many seconds: a long
-sweep runs as a series of short calls). A difference between two settings is read as a result
-only when it exceeds the spread: ``separated(a, b)`` says whether their seed ranges do not overlap.
+sweep runs as a series of short calls).
+
+The course's yardstick (``paired``): two settings run with the same seeds are compared seed by
+seed, d_s = x_s(A) - x_s(B), and a difference is stated only when the 95% t-interval of the mean
+paired difference,  mean(d) +- t_{0.975, n-1} sd(d) / sqrt(n),  excludes zero; otherwise the
+runs show no difference at that number of seeds. ``separated`` (seed ranges that do not overlap)
+is the older, cruder rule for unpaired runs.
 """
 from __future__ import annotations
 
@@ -98,3 +103,35 @@ def compare(a: dict, b: dict, digits: int = 3) -> str:
     else:
         verdict = ("higher" if a["mean"] > b["mean"] else "lower") + ", beyond the spread"
     return f"{fmt(a)} vs {fmt(b)}: {verdict}"
+
+
+def _by_seed(sweep: dict, metric: str, where: dict) -> dict:
+    return {run["seed"]: value(run["result"], metric) for run in sweep["runs"]
+            if all(run["setting"].get(k) == v for k, v in where.items())}
+
+
+def paired(sweep: dict, metric: str, a: dict, b: dict) -> dict:
+    """The seed-paired difference A - B of ``metric`` between the settings matching ``a`` and ``b``:
+    {"n", "diffs", "mean", "low", "high", "wins" (seeds where A > B), "verdict"}; the verdict is
+    "higher" or "lower" when the 95% interval excludes zero, else "no difference shown"."""
+    from scipy import stats
+
+    xa, xb = _by_seed(sweep, metric, a), _by_seed(sweep, metric, b)
+    seeds = sorted(set(xa) & set(xb))
+    diffs = [xa[s] - xb[s] for s in seeds]
+    n = len(diffs)
+    out = {"n": n, "seeds": seeds, "diffs": diffs, "wins": sum(d > 0 for d in diffs)}
+    if n < 2:
+        return {**out, "mean": diffs[0] if diffs else float("nan"), "low": float("-inf"), "high": float("inf"),
+                "verdict": "no difference shown"}
+    mean = sum(diffs) / n
+    sd = (sum((d - mean) ** 2 for d in diffs) / (n - 1)) ** 0.5
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / n ** 0.5
+    verdict = "higher" if mean - half > 0 else "lower" if mean + half < 0 else "no difference shown"
+    return {**out, "mean": mean, "low": mean - half, "high": mean + half, "verdict": verdict}
+
+
+def paired_text(p: dict, digits: int = 3) -> str:
+    """'+0.021 [+0.008, +0.034], 5/5 seeds: higher'."""
+    f = f"+.{digits}f"
+    return (f"{p['mean']:{f}} [{p['low']:{f}}, {p['high']:{f}}], {p['wins']}/{p['n']} seeds: {p['verdict']}")

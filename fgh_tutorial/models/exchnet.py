@@ -120,7 +120,9 @@ class ExchNet(nn.Module):
     def parts(self, x: torch.Tensor) -> dict:
         """Global feature, part maps (at X's resolution) and part features of a batch."""
         mid = self.stem(x)
-        maps = torch.sigmoid(self.attention(mid))
+        return self._pool(mid, torch.sigmoid(self.attention(mid)))
+
+    def _pool(self, mid: torch.Tensor, maps: torch.Tensor) -> dict:
         local = self.local(mid)
         weights = maps / (maps.sum((2, 3), keepdim=True) + 1e-6)
         parts = torch.einsum("bmhw,bdhw->bmd", weights, local)
@@ -140,6 +142,19 @@ class ExchNet(nn.Module):
     @torch.no_grad()
     def encode(self, x):
         return hard_sign(self(x))
+
+
+class OracleExchNet(ExchNet):
+    """A control for the exchange: ExchNet whose part maps are the true part masks (beak, eye, wing,
+    tail) instead of learned attention. The input carries the masks as channels 3.. (see
+    ``attention.erasing.with_masks``) at training and at test time; the attention layer is unused."""
+
+    takes_masks = True
+
+    def parts(self, x: torch.Tensor) -> dict:
+        image, masks = x[:, :3], x[:, 3:3 + self.n_parts]
+        mid = self.stem(image)
+        return self._pool(mid, F.adaptive_avg_pool2d(masks.float(), mid.shape[-2:]).to(mid.dtype))
 
 
 def _out_channels(module: nn.Module) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..attention.srem import SREM
+from ..attention.erasing import ERASERS, make_eraser, split_masks
 from ..data import stack
 from ..models.encode import encode
 from ..retrieval.codes import binarize
@@ -69,6 +69,7 @@ class AsymmetricConfig:
     max_shift: float = 0.0  # augmentation: random flip, plus a shift of up to this share of the size
     positives: str = "batch"  # ESRL positive: "batch" (in-batch classmate) or "dataset" (FCAENet: whole set)
     srem_regions: int = 50  # SREM's regions per image (FCAENet: 50), cells of 32 px at 448 px, scaled
+    erasing: str = "grid"  # what the erased view erases: grid | anchors (SREM) | random | parts (attention/erasing.py)
     workers: int | None = None  # Datasets: decoding worker processes (None: from the CPU count)
     compile: bool = False  # torch.compile the network's forward
     init_codes: str = "random"  # V at the start: "random" or "network" (initial_codes.py)
@@ -117,12 +118,16 @@ def batch_loss(model, x, y, pos, state: AsymmetricState, cfg, erase, labels, g, 
     """ADSH loss per code segment, plus the erased view (SREM) and ESRL where the method says;
     ``x_pos``: the ESRL positives drawn from the dataset (None: from the batch)."""
     S = soft_similarity(y, labels, cfg.similarity, r=state.r)  # r of the whole sample, not the batch
+    masks = None
+    if not getattr(model, "takes_masks", False):  # part masks carried as channels: for erasing only
+        x, masks = split_masks(x)
+        x_pos = None if x_pos is None else split_masks(x_pos)[0]
     u = model(x, y) if getattr(model, "takes_labels", False) else model(x)
     state.U[pos] = u.detach().float()
     rows = state.sample[pos]
     views = [u]
     if _uses(cfg, "srem"):
-        views.append(model(erase(model, x)[0]))
+        views.append(model(erase(model, x, masks)[0]))
     loss = 0.0
     for view in views:
         for part, Vk in zip(_split(view, cfg.segments), _split(state.V, cfg.segments)):
@@ -224,6 +229,8 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     """
     if cfg.method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+    if cfg.erasing not in ERASERS:
+        raise ValueError(f"erasing must be one of {ERASERS}, got {cfg.erasing!r}")
     if cfg.positives not in POSITIVES:
         raise ValueError(f"positives must be one of {POSITIVES}, got {cfg.positives!r}")
     if sum(cfg.segments) != model.bits:
@@ -236,7 +243,7 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     state = AsymmetricState(V=initial_codes(model, images, labels, cfg, g))
     opt = make_optimizer(model, cfg)
     size = stack(images, [0]).shape[-1]
-    erase = SREM.for_image_size(size, cfg.srem_regions)
+    erase = make_eraser(cfg.erasing, size, cfg.srem_regions)
     if not isinstance(images, torch.Tensor):  # one loader for the run: its workers persist
         images = train_loader(images, cfg, device, size)
     positives = DatasetPositives(labels) if _uses(cfg, "esrl") and cfg.positives == "dataset" else None

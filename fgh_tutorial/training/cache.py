@@ -22,24 +22,29 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FGH_CACHE", Path.home() / ".cache" / "fgh_tutorial"))
 
 
-def _config(profile: Profile, bits: int) -> dict:
-    return {"profile": asdict(profile), "bits": bits, "loss": "central_similarity", "version": 2}
+def _config(profile: Profile, bits: int, variant: str = "default") -> dict:
+    config = {"profile": asdict(profile), "bits": bits, "loss": "central_similarity", "version": 2}
+    return config if variant == "default" else {**config, "data": variant}
 
 
-def checkpoint_path(profile: Profile, bits: int) -> Path:
-    key = hashlib.sha1(json.dumps(_config(profile, bits), sort_keys=True).encode()).hexdigest()[:10]
-    return cache_dir() / f"{profile.name}-{profile.backbone}-{bits}bit-{key}.pt"
+def checkpoint_path(profile: Profile, bits: int, variant: str = "default") -> Path:
+    """The checkpoint of ``profile`` at ``bits``; ``variant`` names the data it was trained on when
+    that is not the profile's own (a SynthBirds variant: each variant has its own course model)."""
+    key = hashlib.sha1(json.dumps(_config(profile, bits, variant), sort_keys=True).encode()).hexdigest()[:10]
+    name = profile.name if variant == "default" else f"{profile.name}-{variant}"
+    return cache_dir() / f"{name}-{profile.backbone}-{bits}bit-{key}.pt"
 
 
 def build_model(profile: Profile, bits: int) -> HashingModel:
     return HashingModel(build_backbone(profile.backbone, pretrained=profile.pretrained), bits)
 
 
-def load_or_train(profile: Profile, bits: int, splits: dict, progress: bool = True, retrain: bool = False):
+def load_or_train(profile: Profile, bits: int, splits: dict, progress: bool = True, retrain: bool = False,
+                  variant: str = "default"):
     """The course model for ``profile`` and ``bits``: loaded from the cache when present, else
     trained (deterministically under the profile's seed) and cached. ``splits`` maps
-    ``"train"`` and ``"val"`` to (images, labels) tensors. Returns (model, history)."""
-    path = checkpoint_path(profile, bits)
+    ``"train"`` and ``"val"`` to (images, labels) tensors of the data ``variant``. Returns (model, history)."""
+    path = checkpoint_path(profile, bits, variant)
     seed_everything(profile.seed, profile.threads)
     model = build_model(profile, bits).to(profile.device)
     if path.exists() and not retrain:
@@ -49,5 +54,5 @@ def load_or_train(profile: Profile, bits: int, splits: dict, progress: bool = Tr
     hist = train_hashing(model, *splits["train"], epochs=profile.epochs, batch_size=profile.batch_size,
                          lr=profile.lr, seed=profile.seed, val=splits.get("val"), progress=progress)
     # atomic: an interrupted run never leaves a half-written checkpoint
-    save_checkpoint(path, {"model": model.state_dict(), "history": asdict(hist), "config": _config(profile, bits)})
+    save_checkpoint(path, {"model": model.state_dict(), "history": asdict(hist), "config": _config(profile, bits, variant)})
     return model.eval(), hist
