@@ -47,7 +47,22 @@ def _srem_cells_unpadded(att, n, s):  # drops the partial cells at the border: n
     ("08.1", lambda codes: SOLUTIONS["08.1"](codes) * np.log(2), "log base 2"),
     ("08.1", lambda codes: -((np.asarray(codes) > 0).mean(0) * np.log2((np.asarray(codes) > 0).mean(0))), "expected"),
     ("08.2", lambda rel, i, j: abs(SOLUTIONS["08.2"](rel, i, j) * np.sum(rel)), "number of relevant"),
+    ("09.1", lambda a, b: (np.mean(b) - np.mean(a), 0, 1), "A - B"),
+    ("09.1", lambda a, b: _unpaired(a, b), "unpaired"),
+    ("09.1", lambda a, b: _paired_z(a, b), "t quantile"),
 ])
+def _unpaired(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    half = 2.306 * np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    return a.mean() - b.mean(), a.mean() - b.mean() - half, a.mean() - b.mean() + half
+
+
+def _paired_z(a, b):
+    d = np.asarray(a) - np.asarray(b)
+    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+    return d.mean(), d.mean() - half, d.mean() + half
+
+
 def test_wrong_answers_fail_with_a_message(name, wrong, message):
     with pytest.raises(AssertionError, match=message):
         check(name, wrong)

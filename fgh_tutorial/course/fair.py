@@ -51,6 +51,7 @@ ARMS = {
     "exchnet": ("exchnet", {}, "ExchNet: learned parts, exchange on"),
     "exchnet-noexchange": ("exchnet", {}, "ExchNet without the exchange"),
     "exchnet-oracle": ("exchnet", {}, "oracle parts (true masks), exchange on"),
+    "exchnet-oracle-noexchange": ("exchnet", {}, "oracle parts (true masks), no exchange"),
     "itq": (None, {}, "ITQ on the course backbone's features"),
     "lsh": (None, {}, "LSH on the course backbone's features"),
 }
@@ -111,9 +112,10 @@ def fair_run(setting: dict, seed: int) -> dict:
     q_occ = occluded(data)
     name, overrides, _ = ARMS[arm]
     lengths = tuple(setting["lengths"])
-    if arm == "parts" or arm == "exchnet-oracle":  # the masks travel with the images
+    oracle = arm.startswith("exchnet-oracle")
+    if arm == "parts" or oracle:  # the masks travel with the images
         db_x = with_masks(db_x, masks(data)["train"])
-    if arm == "exchnet-oracle":
+    if oracle:
         val_x, q_x = with_masks(val_x, masks(data)["val"]), with_masks(q_x, masks(data)["test"])
         q_occ = with_masks(q_occ, masks(data)["test"])
     system = get_system(name)
@@ -121,12 +123,12 @@ def fair_run(setting: dict, seed: int) -> dict:
                            **overrides)
     torch.manual_seed(seed)
     backbone, n_classes = copy.deepcopy(variant_model(data).backbone), int(db_y.max()) + 1
-    if arm == "exchnet-oracle":
+    if oracle:
         model = OracleExchNet(backbone, sum(lengths), n_classes=n_classes, n_parts=4)
     else:
         model = system.build(backbone, sum(lengths), n_classes)
     if hasattr(model, "exchanging"):
-        model.exchanging = arm != "exchnet-noexchange"
+        model.exchanging = not arm.endswith("noexchange")
     V, hist = system.train(model, db_x, db_y, cfg, val=(val_x, val_y), progress=False)
     model.eval()
     db = binarize(V)

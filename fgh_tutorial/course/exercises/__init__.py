@@ -7,13 +7,13 @@ checks them, and that typical wrong answers fail with such a message.
 
     00 data.py        01 hashing.py     02 attention.py   03 erasing.py
     04 exchange.py    05 asymmetric.py  06 packed.py      07 explorer.py
-    08 designs.py
+    08 designs.py     09 fair.py
 """
 from __future__ import annotations
 
-from . import asymmetric, attention, data, designs, erasing, exchange, explorer, hashing, packed
+from . import asymmetric, attention, data, designs, erasing, exchange, explorer, fair, hashing, packed
 
-_MODULES = (data, hashing, attention, erasing, exchange, asymmetric, packed, explorer, designs)
+_MODULES = (data, hashing, attention, erasing, exchange, asymmetric, packed, explorer, designs, fair)
 CHECKS = {k: v for m in _MODULES for k, v in m.CHECKS.items()}
 SOLUTIONS = {k: v for m in _MODULES for k, v in m.SOLUTIONS.items()}
 
