@@ -41,30 +41,41 @@ def _key(setting: dict, seed: int) -> str:
     return json.dumps([setting, seed], sort_keys=True)
 
 
+def _read(path: Path) -> dict:
+    return load_sweep(path) if path.exists() else {"name": path.stem, "meta": {}, "runs": []}
+
+
 def run_sweep(path, experiment, settings, seeds=(0, 1, 2), meta: dict | None = None,
               budget_s: float | None = None, log=print) -> dict:
     """Run ``experiment(setting, seed) -> dict of numbers`` for every setting and seed not yet in
-    the file at ``path``; returns the sweep. ``budget_s``: start no new run after that many seconds (one run always starts)."""
+    the file at ``path``; returns the sweep. ``budget_s``: start no new run after that many seconds
+    (one run always starts). Several processes may fill one file: each finished run is added under a
+    lock to the file as it is then, and a run another process has finished is skipped."""
+    from filelock import FileLock
+
     path = Path(path)
-    data = load_sweep(path) if path.exists() else {"name": path.stem, "meta": {}, "runs": []}
-    data["meta"] = {**data["meta"], **(meta or {}), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
-    done = {_key(r["setting"], r["seed"]) for r in data["runs"]}
+    lock = FileLock(str(path) + ".lock")
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs"
     start, ran = time.perf_counter(), 0
     for setting in settings:
         for seed in seeds:
-            if _key(setting, seed) in done:
+            if _key(setting, seed) in {_key(r["setting"], r["seed"]) for r in _read(path)["runs"]}:
                 continue
             if budget_s is not None and ran and time.perf_counter() - start > budget_s:
                 log(f"{path.stem}: time budget spent; run again to continue")
-                return data
+                return _read(path)
             t = time.perf_counter()
             result = experiment(dict(setting), seed)
             seconds = round(time.perf_counter() - t, 1)
-            data["runs"].append({"setting": setting, "seed": seed, "result": result, "seconds": seconds})
-            _write(path, data)
+            with lock:
+                data = _read(path)
+                data["meta"] = {**data["meta"], **(meta or {}), "machine": machine}
+                if _key(setting, seed) not in {_key(r["setting"], r["seed"]) for r in data["runs"]}:
+                    data["runs"].append({"setting": setting, "seed": seed, "result": result, "seconds": seconds})
+                    _write(path, data)
             ran += 1
             log(f"{path.stem}: {setting} seed {seed}: {seconds} s")
-    return data
+    return _read(path)
 
 
 def value(result: dict, metric: str):
