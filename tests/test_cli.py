@@ -11,25 +11,13 @@ from fgh_tutorial.data import SynthBirds
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, monkeypatch_module):
+def run(tmp_path_factory, small_profile_module):
+    small_profile_module(per_class=6, per_class_query=2, image_size=64)  # the end-to-end run takes seconds
     out = tmp_path_factory.mktemp("run") / "adsh12"
     code = main(["train", "--dataset", "synthetic", "--bits", "12", "--method", "adsh", "--out", str(out),
                  "--iterations", "1", "--samples", "256"])
     assert code == 0
     return out
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    # a small profile so the end-to-end run takes seconds
-    from fgh_tutorial.training import profiles
-
-    small = profiles.PROFILES["cpu"].__class__(**{**profiles.PROFILES["cpu"].__dict__, "per_class": 6,
-                                                   "per_class_query": 2, "per_class_val": 1})
-    mp.setitem(profiles.PROFILES, "cpu", small)
-    yield mp
-    mp.undo()
 
 
 def test_train_writes_the_run(run):

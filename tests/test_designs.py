@@ -299,17 +299,9 @@ def test_registry_entries():
 
 
 # ---------------------------------------------------------------- the command line, end to end
-@pytest.fixture
-def small_profile(monkeypatch):
-    from fgh_tutorial.training import profiles
-
-    small = profiles.PROFILES["cpu"].__class__(**{**profiles.PROFILES["cpu"].__dict__, "per_class": 4,
-                                                   "per_class_query": 1, "per_class_val": 1, "image_size": 32})
-    monkeypatch.setitem(profiles.PROFILES, "cpu", small)
-
-
 @pytest.mark.parametrize("method", NEW_SYSTEMS)
 def test_cli_trains_each_design_on_synthbirds(method, small_profile, tmp_path, capsys):
+    small_profile(per_class=4)
     out = tmp_path / method
     assert main(["train", "--method", method, "--bits", "12", "--iterations", "1", "--samples", "128",
                  "--out", str(out)]) == 0

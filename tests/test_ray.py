@@ -123,19 +123,14 @@ def test_sharded_index_saves_and_loads(local_ray, tmp_path):
 
 # ---------------------------------------------------------------- encoding a folder
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, small_profile_module):
     """A finished run of the command line on a small profile (seconds)."""
     from fgh_tutorial.cli import main
-    from fgh_tutorial.training import profiles
 
-    mp = pytest.MonkeyPatch()
-    small = profiles.PROFILES["cpu"].__class__(**{**profiles.PROFILES["cpu"].__dict__, "per_class": 2,
-                                                   "per_class_query": 1, "per_class_val": 1})
-    mp.setitem(profiles.PROFILES, "cpu", small)
+    small_profile_module(image_size=64)
     out = tmp_path_factory.mktemp("run") / "adsh16"
     assert main(["train", "--bits", "16", "--out", str(out), "--iterations", "1", "--samples", "64"]) == 0
-    yield out
-    mp.undo()
+    return out
 
 
 @pytest.fixture(scope="module")
