@@ -20,6 +20,7 @@ def run(tmp_path_factory, small_profile_module):
     return out
 
 
+@pytest.mark.slow
 def test_train_writes_the_run(run):
     for name in ("config.json", "model.pt", "db_codes.npz", "metrics.json", "checkpoints/asymmetric.pt"):
         assert (run / name).exists(), name
@@ -30,6 +31,7 @@ def test_train_writes_the_run(run):
     assert 0 <= metrics["map"] <= 1 and metrics["queries"] == 2 * 54
 
 
+@pytest.mark.slow
 def test_evaluate_and_query(run, capsys, tmp_path):
     assert main(["evaluate", "--run", str(run)]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -55,6 +57,7 @@ def test_clear_errors(tmp_path, capsys):
     assert "CUB-200-2011: missing" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_explorer_over_a_trained_run(run):
     """The explorer opens over a run folder of ``train``: one system, the run's code length."""
     from fgh_tutorial.app.bundle import bundle_from_runs

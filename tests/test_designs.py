@@ -9,7 +9,6 @@ import torch
 from PIL import Image
 
 from fgh_tutorial.cli import main
-from fgh_tutorial.data import SynthBirds
 from fgh_tutorial.models import build_backbone, build_network
 from fgh_tutorial.models.backbones import nin
 from fgh_tutorial.models.dnnh import DNNH
@@ -299,6 +298,7 @@ def test_registry_entries():
 
 
 # ---------------------------------------------------------------- the command line, end to end
+@pytest.mark.slow
 @pytest.mark.parametrize("method", NEW_SYSTEMS)
 def test_cli_trains_each_design_on_synthbirds(method, small_profile, tmp_path, capsys):
     small_profile(per_class=4)
@@ -317,6 +317,7 @@ def test_cli_trains_each_design_on_synthbirds(method, small_profile, tmp_path, c
         assert encoded["map"] == pytest.approx(metrics["map"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", NEW_SYSTEMS)
 def test_cli_trains_each_design_on_a_folder(method, tmp_path, capsys):
     rng = np.random.default_rng(0)

@@ -51,6 +51,7 @@ def test_shipped_bundle_is_small_and_complete(shipped):
     assert np.array_equal(shipped.query_labels, np.arange(10 * 54) % 54)
 
 
+@pytest.mark.slow
 def test_shipped_bundle_reproduces_its_own_scores(shipped):
     """The mAP stored in the bundle is what its weights and codes give on the query split."""
     (q_x, q_y), db_y = course_splits(shipped.profile)["test"], shipped.db_labels
@@ -193,6 +194,7 @@ def _png(image) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_explorer_wiring(tiny):
     ex = RetrievalExplorer(tiny, index=2, seed=0)
     assert ex.last_state == {"query": ("test", 2), "system": "two lengths", "bits": 24, "cam": False}

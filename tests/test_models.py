@@ -85,6 +85,7 @@ def test_augment_keeps_shape_and_is_seeded():
     assert a.shape == x.shape and torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_training_learns_and_is_deterministic():
     from fgh_tutorial.retrieval.metrics import mean_average_precision
 

@@ -89,6 +89,7 @@ def _writes(monkeypatch, root, fail_at=None):
     return seen
 
 
+@pytest.mark.slow
 def test_kill_during_every_write(tmp_path, monkeypatch, capsys, fast):
     with monkeypatch.context() as m:
         names = _writes(m, tmp_path)
@@ -173,6 +174,7 @@ def _folder_dataset(root, per_class=5):
     return root
 
 
+@pytest.mark.slow
 def test_real_data_changes_and_bad_images(tmp_path, capsys):
     """A user's folder, trained for real (images decoded): a bad file stops training with one
     line, or is skipped and listed; later changes to the folder are found."""

@@ -77,6 +77,7 @@ def test_overlays():
     assert tinted[1, 1].sum() > 0 and tinted[0, 0].sum() == 0
 
 
+@pytest.mark.slow
 def test_cam_explorer_renders_what_the_widgets_say(monkeypatch):
     from fgh_tutorial.app import widgets
 
