@@ -221,6 +221,7 @@ def test_class_balanced_batches():
 
 
 # ---------------------------------------------------------------- a gradient step lowers each loss
+@pytest.mark.slow
 def test_gradient_steps_lower_the_losses():
     torch.manual_seed(0)
     x, y = _images(8), torch.tensor([0, 1, 2, 3] * 2)
@@ -257,6 +258,7 @@ def test_gradient_steps_lower_the_losses():
 
 
 # ---------------------------------------------------------------- training loops
+@pytest.mark.slow
 def test_symmetric_loop_resumes_exactly(tmp_path):
     x, y = _images(24, 16), torch.arange(24) % 3
     cfg = AsymmetricConfig(segments=(8,), iterations=2, samples=16, batch_size=8, optimizer="adamw", lr=1e-3)
@@ -275,6 +277,7 @@ def test_symmetric_loop_resumes_exactly(tmp_path):
     assert torch.equal(resumed, codes) and hist2.loss == hist.loss
 
 
+@pytest.mark.slow
 def test_gan_is_cached(tmp_path):
     x = _images(16, 16)
     cfg = GANConfig(epochs=1, width=4, batch_size=8)

@@ -216,6 +216,7 @@ def test_explorer_wiring(tiny):
     assert ex.image.value != before and ex.last_state["cam"]
 
 
+@pytest.mark.slow
 def test_explorer_upload(tiny):
     ex = RetrievalExplorer(tiny, index=7)
     by_index = ex.last_hit

@@ -117,6 +117,7 @@ def test_kill_during_every_write(tmp_path, monkeypatch, capsys, fast):
         assert main(["evaluate", "--run", str(out)]) == 0
 
 
+@pytest.mark.slow
 def test_real_training_resumes_exactly_after_a_kill(tmp_path, monkeypatch):
     args = dict(bits=8, iterations=2, samples=64, progress=False)
     whole = train_run(tmp_path / "whole", **args)
