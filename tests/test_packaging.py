@@ -45,6 +45,8 @@ def test_wheel_ships_the_explorer_bundle_and_every_subpackage(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
     wheel = next(tmp_path.glob("fgh_tutorial-*.whl"))
+    version = re.search(r'^__version__ = "(.+)"$', (ROOT / "fgh_tutorial" / "__init__.py").read_text(), re.M).group(1)
+    assert wheel.name.startswith(f"fgh_tutorial-{version}-")  # pyproject reads the one version there
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "fgh_tutorial/app/explorer_bundle.pt" in names
     packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "fgh_tutorial").rglob("__init__.py")}
