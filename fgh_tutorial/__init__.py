@@ -19,7 +19,7 @@ this list). Each sub-package's docstring says what it imports.
     cli.py       ``python -m fgh_tutorial``
 
 The library and the commands that train, evaluate, query, verify and encode need only the core
-dependencies; ``app`` and ``course`` (the notebooks) need the ``course`` extra (matplotlib,
-ipywidgets, JupyterLab, nbclient ...).
+dependencies; the figures and widgets of ``app`` and running the notebooks need the ``course``
+extra (matplotlib, ipywidgets, JupyterLab, nbclient ...).
 """
 __version__ = "0.1.0"

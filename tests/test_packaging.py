@@ -93,9 +93,9 @@ def test_the_blocker_blocks():
 
 @pytest.mark.slow
 def test_the_core_and_its_commands_run_without_the_course_stack(tmp_path):
-    """Every layer below app/ and course/ imports, ``python -m fgh_tutorial --help`` answers, a tiny
-    run of train / evaluate / query on a folder works, and the course command says in one line
-    which extra it needs."""
+    """Every layer below app/ and course/ imports, ``python -m fgh_tutorial --help`` answers, verify
+    and a tiny run of train / evaluate / query on a folder work, and the course command says in one
+    line which extra it needs."""
     import numpy as np
     from PIL import Image
 
@@ -117,6 +117,7 @@ try:
     runpy.run_module("fgh_tutorial", run_name="__main__")
 except SystemExit as end:
     assert end.code in (0, None)
+assert main(["verify", "--data", "photos", "--quiet"]) == 0
 assert main(["train", "--dataset", "folder", "--data", "photos", "--bits", "8", "--iterations", "1", "--samples", "12",
              "--out", "run"]) == 0
 assert main(["evaluate", "--run", "run"]) == 0
@@ -126,6 +127,7 @@ assert not [m for m in sys.modules if m.partition(".")[0] in BLOCKED]
 """, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert "usage: python -m fgh_tutorial" in run.stdout and "{course,train,evaluate,query" in run.stdout
+    assert "all 12 image files under photos decode" in run.stdout
     assert '"map"' in run.stdout and "photos/class1/0.png" in run.stdout
     assert run.stderr.strip().splitlines()[-1] == ("error: running the notebooks needs the course extra (nbformat is "
                                                    "missing): pip install 'fgh_tutorial[course]'")
