@@ -6,14 +6,14 @@ STAMP  := $(VENV)/.installed
 export FGH_CACHE ?= $(CURDIR)/build/cache
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test lab explore screenshots notebooks bench clean
+.PHONY: setup run test test-fast lint lab explore screenshots notebooks bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -c constraints.txt -e '.[dev,offline-weights,gradcam,app,scale]'
+	$(PY) -m pip install -c constraints.txt -e '.[course,dev,offline-weights,gradcam,scale]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fgh_tutorial)"
 	touch $(STAMP)
 
@@ -22,6 +22,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+
+# The unit and property tests of seconds: no notebooks, no browser, nothing marked slow.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q tests -m "not slow and not notebooks and not browser"
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

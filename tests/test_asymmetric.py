@@ -30,6 +30,7 @@ def test_every_method_runs(method):
     assert np.isfinite(hist.loss[0])
 
 
+@pytest.mark.slow
 def test_learns_on_separable_data():
     images, labels = toy()
     cfg = AsymmetricConfig(segments=(8,), iterations=4, epochs=2, samples=64, batch_size=16, lr=0.05)
@@ -39,6 +40,7 @@ def test_learns_on_separable_data():
     assert evaluate_asymmetric(net, images, labels, V, labels, cfg.segments)[0] > 0.5
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_state(tmp_path):
     images, labels = toy()
     cfg = AsymmetricConfig(segments=(8,), iterations=2, epochs=2, samples=48, batch_size=16, method="fcaenet")

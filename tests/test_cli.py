@@ -11,7 +11,8 @@ from fgh_tutorial.data import SynthBirds
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, monkeypatch_module):
+def run(tmp_path_factory, small_profile_module):
+    small_profile_module(per_class=6, per_class_query=2, image_size=64)  # the end-to-end run takes seconds
     out = tmp_path_factory.mktemp("run") / "adsh12"
     code = main(["train", "--dataset", "synthetic", "--bits", "12", "--method", "adsh", "--out", str(out),
                  "--iterations", "1", "--samples", "256"])
@@ -19,19 +20,7 @@ def run(tmp_path_factory, monkeypatch_module):
     return out
 
 
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    # a small profile so the end-to-end run takes seconds
-    from fgh_tutorial.training import profiles
-
-    small = profiles.PROFILES["cpu"].__class__(**{**profiles.PROFILES["cpu"].__dict__, "per_class": 6,
-                                                   "per_class_query": 2, "per_class_val": 1})
-    mp.setitem(profiles.PROFILES, "cpu", small)
-    yield mp
-    mp.undo()
-
-
+@pytest.mark.slow
 def test_train_writes_the_run(run):
     for name in ("config.json", "model.pt", "db_codes.npz", "metrics.json", "checkpoints/asymmetric.pt"):
         assert (run / name).exists(), name
@@ -42,6 +31,7 @@ def test_train_writes_the_run(run):
     assert 0 <= metrics["map"] <= 1 and metrics["queries"] == 2 * 54
 
 
+@pytest.mark.slow
 def test_evaluate_and_query(run, capsys, tmp_path):
     assert main(["evaluate", "--run", str(run)]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -67,6 +57,7 @@ def test_clear_errors(tmp_path, capsys):
     assert "CUB-200-2011: missing" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_explorer_over_a_trained_run(run):
     """The explorer opens over a run folder of ``train``: one system, the run's code length."""
     from fgh_tutorial.app.bundle import bundle_from_runs

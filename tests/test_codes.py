@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fgh_tutorial.attention.cam import compute_cams
-from fgh_tutorial.models import HashingModel, build_backbone
+from fgh_tutorial.models import HashingModel
+from fgh_tutorial.models.backbones import Backbone
 from fgh_tutorial.retrieval import HammingIndex, binarize, hard_sign, load_codes, pack_codes, save_codes, unpack_codes
 from fgh_tutorial.training.solver import update_database_codes
 
@@ -23,12 +24,26 @@ def test_sign_of_zero_is_plus_one_everywhere():
 
 
 def test_cam_targets_are_strict_codes():
-    model = HashingModel(build_backbone("minires"), 8)
+    """u = tanh(0) = 0 exactly: the default Grad-CAM target must still be the code sign(0) = +1 in
+    every bit, not 0 (no gradient) or -1. The backbone is an identity, so the feature map is the
+    image A itself, and each bit sees channel 0 minus channel 1 (equal means: W f = 0 exactly,
+    small integers over a power-of-two area). By hand, the target sum_k u_k has the gradient
+    (1 - u^2) W^T 1 / HW per pixel, so the Grad-CAM weights are (8, -8, 0) / HW and the map is
+    relu(A_0 - A_1), scaled to a maximum of 1."""
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.integers(0, 4, (2, 3, 8, 8)), dtype=torch.float32)
+    x[:, 1] = x[:, 0].flip(-1)  # channel 1: channel 0 mirrored, so both have the same mean
+    identity = torch.nn.Conv2d(3, 3, 1)  # a layer with weights, so that Grad-CAM sees its gradient
+    model = HashingModel(Backbone(torch.nn.Sequential(identity), 3, "identity"), 8).eval()
     with torch.no_grad():
-        model.head.fc.weight.zero_()
-        model.head.fc.bias.zero_()  # u = tanh(0) = 0: the target code must still be +-1, not 0
-    cams = compute_cams(model, torch.randn(2, 3, 32, 32), "gradcam")
-    assert cams.shape == (2, 32, 32)
+        identity.weight.copy_(torch.eye(3)[:, :, None, None])
+        identity.bias.zero_()
+        model.head.fc.weight.copy_(torch.tensor([[1.0, -1.0, 0.0]]).repeat(8, 1))
+        model.head.fc.bias.zero_()
+        assert (model(x) == 0).all()
+    expected = (x[:, 0] - x[:, 1]).clamp(min=0).numpy()
+    expected /= expected.max((1, 2), keepdims=True)
+    np.testing.assert_allclose(compute_cams(model, x, "gradcam"), expected, atol=1e-5)
 
 
 @settings(max_examples=40, deadline=None)

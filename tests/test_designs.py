@@ -9,7 +9,6 @@ import torch
 from PIL import Image
 
 from fgh_tutorial.cli import main
-from fgh_tutorial.data import SynthBirds
 from fgh_tutorial.models import build_backbone, build_network
 from fgh_tutorial.models.backbones import nin
 from fgh_tutorial.models.dnnh import DNNH
@@ -222,6 +221,7 @@ def test_class_balanced_batches():
 
 
 # ---------------------------------------------------------------- a gradient step lowers each loss
+@pytest.mark.slow
 def test_gradient_steps_lower_the_losses():
     torch.manual_seed(0)
     x, y = _images(8), torch.tensor([0, 1, 2, 3] * 2)
@@ -258,6 +258,7 @@ def test_gradient_steps_lower_the_losses():
 
 
 # ---------------------------------------------------------------- training loops
+@pytest.mark.slow
 def test_symmetric_loop_resumes_exactly(tmp_path):
     x, y = _images(24, 16), torch.arange(24) % 3
     cfg = AsymmetricConfig(segments=(8,), iterations=2, samples=16, batch_size=8, optimizer="adamw", lr=1e-3)
@@ -276,6 +277,7 @@ def test_symmetric_loop_resumes_exactly(tmp_path):
     assert torch.equal(resumed, codes) and hist2.loss == hist.loss
 
 
+@pytest.mark.slow
 def test_gan_is_cached(tmp_path):
     x = _images(16, 16)
     cfg = GANConfig(epochs=1, width=4, batch_size=8)
@@ -299,17 +301,10 @@ def test_registry_entries():
 
 
 # ---------------------------------------------------------------- the command line, end to end
-@pytest.fixture
-def small_profile(monkeypatch):
-    from fgh_tutorial.training import profiles
-
-    small = profiles.PROFILES["cpu"].__class__(**{**profiles.PROFILES["cpu"].__dict__, "per_class": 4,
-                                                   "per_class_query": 1, "per_class_val": 1, "image_size": 32})
-    monkeypatch.setitem(profiles.PROFILES, "cpu", small)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("method", NEW_SYSTEMS)
 def test_cli_trains_each_design_on_synthbirds(method, small_profile, tmp_path, capsys):
+    small_profile(per_class=4)
     out = tmp_path / method
     assert main(["train", "--method", method, "--bits", "12", "--iterations", "1", "--samples", "128",
                  "--out", str(out)]) == 0
@@ -325,6 +320,7 @@ def test_cli_trains_each_design_on_synthbirds(method, small_profile, tmp_path, c
         assert encoded["map"] == pytest.approx(metrics["map"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", NEW_SYSTEMS)
 def test_cli_trains_each_design_on_a_folder(method, tmp_path, capsys):
     rng = np.random.default_rng(0)

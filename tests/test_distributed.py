@@ -19,6 +19,8 @@ from fgh_tutorial.training.asymmetric import AsymmetricConfig, train_asymmetric
 from fgh_tutorial.training.checkpoints import load_checkpoint, save_checkpoint
 from fgh_tutorial.training.distributed import Distributed, join_from_env
 
+pytestmark = pytest.mark.slow  # two processes train
+
 WORLD = 2
 CFG = AsymmetricConfig(segments=(12,), iterations=2, epochs=2, samples=60, batch_size=20, lr=0.02, seed=3)
 

@@ -51,6 +51,7 @@ def test_shipped_bundle_is_small_and_complete(shipped):
     assert np.array_equal(shipped.query_labels, np.arange(10 * 54) % 54)
 
 
+@pytest.mark.slow
 def test_shipped_bundle_reproduces_its_own_scores(shipped):
     """The mAP stored in the bundle is what its weights and codes give on the query split."""
     (q_x, q_y), db_y = course_splits(shipped.profile)["test"], shipped.db_labels
@@ -109,12 +110,36 @@ def test_unknown_class_and_bad_lengths(tiny):
         tiny.query(108)
 
 
+def _gradcam_by_hand(model, layer, images, target):
+    """Grad-CAM of the score target . u, from its definition: A the layer's output, weights the
+    mean over pixels of d(score)/dA per channel, relu(sum_c w_c A_c), upsampled bilinearly (pixel
+    centres) to the image size, scaled to [0, 1] per image."""
+    grabbed = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: grabbed.append(output))
+    try:
+        u = model.eval()(images)
+    finally:
+        handle.remove()
+    A = grabbed[0]
+    grads, = torch.autograd.grad((u * torch.as_tensor(target)).sum(), A)
+    cam = torch.relu((grads.mean((2, 3), keepdim=True) * A).sum(1, keepdim=True)).detach()
+    cam = torch.nn.functional.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    cam = cam - cam.amin((1, 2), keepdim=True)
+    return (cam / cam.amax((1, 2), keepdim=True)).numpy()
+
+
 @pytest.mark.parametrize("name, bits", [("two lengths", 24), ("exchnet", 16)])
-def test_explain_gives_one_map_per_tile(tiny, name, bits):
+def test_explain_gives_the_gradcam_of_q_dot_u_per_tile(tiny, name, bits):
+    """The query's code on its own columns, zeros elsewhere: against Grad-CAM computed by hand."""
     system = tiny.systems[name]
     hit = retrieve(system, tiny.query(1), bits, tiny.db_labels, 1)
-    cams = explain(system, tiny.query(1), tiny.tensors("train", hit.ids), hit)
-    assert cams.shape == (11, 64, 64) and cams.min() >= 0 and cams.max() <= 1
+    tiles = tiny.tensors("train", hit.ids)
+    cams = explain(system, tiny.query(1), tiles, hit)
+    target = np.zeros(sum(system.lengths), np.float32)
+    target[system.columns(bits)] = encode(system.model, tiny.query(1))[0, system.columns(bits)]
+    expected = _gradcam_by_hand(system.model, system.cam_layer(), torch.cat([tiny.query(1), tiles]), target)
+    assert cams.shape == (11, 64, 64)
+    np.testing.assert_allclose(cams, expected, atol=1e-4)
 
 
 def _hit(correct_labels, query_label=3, bits=12):
@@ -169,6 +194,7 @@ def _png(image) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_explorer_wiring(tiny):
     ex = RetrievalExplorer(tiny, index=2, seed=0)
     assert ex.last_state == {"query": ("test", 2), "system": "two lengths", "bits": 24, "cam": False}
@@ -190,6 +216,7 @@ def test_explorer_wiring(tiny):
     assert ex.image.value != before and ex.last_state["cam"]
 
 
+@pytest.mark.slow
 def test_explorer_upload(tiny):
     ex = RetrievalExplorer(tiny, index=7)
     by_index = ex.last_hit

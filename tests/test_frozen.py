@@ -32,6 +32,7 @@ def counted(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_cache_is_reused_and_invalidated_when_the_data_or_the_backbone_changes(tmp_path, counted):
     root = fake_folder(tmp_path / "data")
     cache = tmp_path / "run" / frozen.FEATURES_FILE
@@ -93,6 +94,7 @@ def test_bits_lists():
             parse_lengths(bad)
 
 
+@pytest.mark.slow
 def test_cli_frozen_mode_end_to_end(tmp_path, capsys, counted):
     root = fake_folder(tmp_path / "data")
     out = tmp_path / "frozen"
@@ -124,6 +126,7 @@ def test_cli_frozen_mode_end_to_end(tmp_path, capsys, counted):
     assert len(counted) == 1 and json.loads((out / "config.json").read_text())["schedule"]["lr"] == 0.01
 
 
+@pytest.mark.slow
 def test_cli_fine_tuning_options_end_to_end(tmp_path, capsys):
     root = fake_folder(tmp_path / "data")
     out = tmp_path / "tuned"

@@ -22,11 +22,14 @@ torch = pytest.importorskip("torch")
 
 from fgh_tutorial.retrieval import HammingIndex, gpu, hamming_rank, hamming_topk, metrics, pack_codes  # noqa: E402
 
+pytestmark = pytest.mark.gpu
+
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 child_only = pytest.mark.skipif(not INTERPRETED, reason="run by test_kernels_under_the_interpreter in a child "
                                 "pytest with TRITON_INTERPRET=1")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(INTERPRETED, reason="this is the child run")
 def test_kernels_under_the_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1"}

@@ -58,6 +58,7 @@ def test_workers_return_the_same_batches_as_one_process(tmp_path):
     assert len(image_files(ds)) == 18
 
 
+@pytest.mark.slow
 def test_training_from_a_dataset_does_not_depend_on_the_workers(tmp_path):
     """The whole loop (plan, positives from the dataset, per-image seeds) through 0 or 2 workers."""
     ds = load_dataset("folder", fake_folder(tmp_path), "train", default_transform(16))

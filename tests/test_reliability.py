@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,9 @@ TRAIN = ["train", "--dataset", "synthetic", "--bits", "8", "--iterations", "1", 
 
 
 @pytest.fixture(autouse=True)
-def tiny(monkeypatch):
-    """A profile of 2 training, 1 query and 1 validation image per class at 32 px, and its
-    splits drawn once per test session."""
-    small = profiles.PROFILES["cpu"].__class__(**{**profiles.PROFILES["cpu"].__dict__, "per_class": 2,
-                                                   "per_class_query": 1, "per_class_val": 1, "image_size": 32})
-    monkeypatch.setitem(profiles.PROFILES, "cpu", small)
+def tiny(monkeypatch, small_profile):
+    """The small profile (conftest.py), and its splits drawn once per test session."""
+    small_profile()
     real = runs.course_splits
 
     def cached(prof, progress=False, on_bad_image="fail", exclude=()):
@@ -91,6 +89,7 @@ def _writes(monkeypatch, root, fail_at=None):
     return seen
 
 
+@pytest.mark.slow
 def test_kill_during_every_write(tmp_path, monkeypatch, capsys, fast):
     with monkeypatch.context() as m:
         names = _writes(m, tmp_path)
@@ -118,6 +117,7 @@ def test_kill_during_every_write(tmp_path, monkeypatch, capsys, fast):
         assert main(["evaluate", "--run", str(out)]) == 0
 
 
+@pytest.mark.slow
 def test_real_training_resumes_exactly_after_a_kill(tmp_path, monkeypatch):
     args = dict(bits=8, iterations=2, samples=64, progress=False)
     whole = train_run(tmp_path / "whole", **args)
@@ -154,8 +154,7 @@ def test_folder_reused_with_other_bits_method_or_data(tmp_path, monkeypatch, cap
     # other data of the same size (another seed), then more data: evaluate refuses, query warns
     for change in ({"seed": 7}, {"per_class": 3}):
         with monkeypatch.context() as m:
-            m.setitem(profiles.PROFILES, "cpu", profiles.PROFILES["cpu"].__class__(
-                **{**profiles.PROFILES["cpu"].__dict__, **change}))
+            m.setitem(profiles.PROFILES, "cpu", replace(profiles.PROFILES["cpu"], **change))
             assert main(["evaluate", "--run", out]) == 2
             line = _one_error_line(capsys.readouterr().err)
             assert "the data changed since the run" in line and ("generator's settings" in line or "108 then, 162 now" in line)
@@ -176,6 +175,7 @@ def _folder_dataset(root, per_class=5):
     return root
 
 
+@pytest.mark.slow
 def test_real_data_changes_and_bad_images(tmp_path, capsys):
     """A user's folder, trained for real (images decoded): a bad file stops training with one
     line, or is skipped and listed; later changes to the folder are found."""

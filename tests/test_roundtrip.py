@@ -72,6 +72,7 @@ def _same(a, b):
     return type(a) is type(b) and a == b
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.dictionaries(st.text(max_size=8), payloads, max_size=5))
 def test_checkpoint_round_trip(tmp_path, payload):
@@ -92,6 +93,7 @@ def test_json_refuses_what_would_not_read_back(tmp_path):
     assert not (tmp_path / "m.json").exists()
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(1, 40), min_size=1, max_size=3, unique=True), st.integers(0, 2**31 - 1))
 def test_bundle_round_trip(tmp_path, lengths, seed):

@@ -1,7 +1,8 @@
 """A bundle of trained systems on one dataset, with the labels of its database and queries:
 what the retrieval explorer opens. One ships with the package (``explorer_bundle.pt`` beside this
-module, read through importlib.resources, so a plain ``pip install`` opens the explorer); notebook
-07 and ``build_bundle`` train it again, ``bundle_from_runs`` opens run folders of the command line.
+module, read through importlib.resources, so an installed package, not only a clone, opens the
+explorer); notebook 07 and ``build_bundle`` train it again, ``bundle_from_runs`` opens run folders
+of the command line.
 
 A bundle file holds float16 weights and each system's database codes as packed words (the layout
 of ``retrieval/codes.py``, stored as int64 tensors), and is read with ``weights_only=True``.

@@ -84,13 +84,24 @@ def settle_progress_bars(nb, states: dict) -> int:
     return replaced
 
 
+def notebook_tools():
+    """nbformat, nbclient's NotebookClient and nbconvert's HTMLExporter, or a one-line error that
+    names the extra installing them (the library and its other commands run without them)."""
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+        from nbconvert import HTMLExporter
+    except ImportError as err:
+        raise ValueError(f"running the notebooks needs the course extra ({err.name or err} is missing): "
+                         "pip install 'fgh_tutorial[course]'") from err
+    return nbformat, NotebookClient, HTMLExporter
+
+
 def execute_notebook(path, out_dir, timeout: int = 1200, html: bool = True, progress=None) -> float:
     """Execute one notebook in its own folder; write ``<name>.ipynb`` (and ``<name>.html``) to
     ``out_dir``. Returns the wall time in seconds. ``progress``: a stream for the status line
     (e.g. ``sys.stdout``); None prints nothing."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbconvert import HTMLExporter
+    nbformat, NotebookClient, HTMLExporter = notebook_tools()
 
     path, out_dir = Path(path), Path(out_dir)
     nb = nbformat.read(path, as_version=4)
@@ -116,6 +127,7 @@ def execute_notebook(path, out_dir, timeout: int = 1200, html: bool = True, prog
 
 def run_course(notebooks, out_dir="build/course") -> dict:
     """Execute ``notebooks`` in order; returns {notebook stem: {seconds, records...}}."""
+    notebook_tools()  # before any work: the course extra is there
     out_dir = Path(out_dir)
     records = out_dir / "records"
     records.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
-"""Data: the embedded SynthBirds set, real fine-grained datasets and a user's folder, downloads,
-image transforms and training augmentation. The bottom layer: imports nothing else of the package.
+"""Data: the embedded SynthBirds set, real fine-grained datasets and a user's folder, image files
+(decoding, listing, verifying), downloads, fingerprints of a split, image transforms, training
+augmentation and the DataLoader pipeline. A bottom layer beside ``retrieval``: imports nothing
+else of the package.
 """
 from .images import BadImageError, check_policy, list_images, open_image
 from .real import LOADERS, DatasetNotFound, ImageList, load_dataset
@@ -74,9 +76,9 @@ def dataset_labels(dataset):
     return torch.as_tensor([int(y) for _, y in dataset], dtype=torch.int64)
 
 
-__all__ = ["augment", "BadImageError", "CLASSES", "DatasetNotFound", "ImageList", "LOADERS", "MASK_NAMES", "NUM_CLASSES", "PART_NAMES",
-           "SynthBirds", "class_name", "course_splits", "dataset_labels", "stack", "subset", "default_transform", "denormalize", "load_dataset",
-           "list_images", "normalize_batch", "open_image", "skipped_images"]
+__all__ = ["augment", "BadImageError", "CLASSES", "DatasetNotFound", "ImageList", "LOADERS", "MASK_NAMES", "NUM_CLASSES",
+           "PART_NAMES", "SynthBirds", "class_name", "course_splits", "dataset_labels", "stack", "subset", "default_transform",
+           "denormalize", "load_dataset", "list_images", "normalize_batch", "open_image", "skipped_images"]
 
 
 def subset(data, index):

@@ -10,8 +10,9 @@ by Ray actors, for a database larger than one process's memory or one machine's 
 Each ``add`` hands the new codes out in contiguous runs, the smaller shards first, so every shard
 holds its codes in increasing global id. A shard answers its top-k with the compiled kernel
 (``hamming_topk``), or with torch's matrix-product top-k on the GPU it was given
-(``hamming_topk_torch``), ties by lower local index, which is also the lower global id. The global top-k then lies in the union of the shards' top-k lists:
-the k best of a shard are a prefix of its sorted list. The driver merges them with one key,
+(``hamming_topk_torch``), ties by lower local index, which is also the lower global id. The global
+top-k then lies in the union of the shards' top-k lists: the k best of a shard are a prefix of its
+sorted list. The driver merges them with one key,
 
     key = d_H * N + id      (N = ntotal; sorting keys sorts by distance, then by lower id),
 
