@@ -145,7 +145,8 @@ class _Layout:
         W = q.shape[1]
         _kernels().histogram_kernel[(-(-q.shape[0] // self.block_q), self.splits)](
             q, d, ql, dl, hist, q.shape[0], d.shape[0], self.split_len, W=W, WP=next_pow2(W), NB=self.nb,
-            NBINS=nbins, LABELS=mode, LW=lw, LWP=next_pow2(lw), BLOCK_Q=self.block_q, BLOCK_N=self.hist_block)
+            NBINS=nbins, LABELS=mode, LW=lw, LWP=next_pow2(lw), BLOCK_Q=self.block_q, BLOCK_N=self.hist_block,
+            HW=not interpreted())
         return hist
 
 
@@ -183,7 +184,7 @@ def _place(q, d, k, out_idx, out_dist, block_n, splits, block_q, budget):
         _kernels().place_kernel[(qc.shape[0], lay.splits)](
             qc, d, base, thr, out_idx[sl], out_idx if out_dist is None else out_dist[sl], qc.shape[0], d.shape[0],
             lay.split_len, k, W=q.shape[1], WP=next_pow2(q.shape[1]), NB=lay.nb, WRITE_DIST=out_dist is not None,
-            BLOCK_N=lay.place_block)
+            BLOCK_N=lay.place_block, HW=not interpreted())
 
 
 def topk(query_words, db_words, k: int, *, block_n=None, splits=None, block_q=4, budget=256 << 20):
