@@ -202,6 +202,13 @@ def test_device_rules_and_errors():
         gpu.topk(tq, tq, 0)
     with pytest.raises(TypeError, match="uint64"):
         gpu.to_device(np.zeros((2, 1), np.int64), CPU)
+    assert gpu.to_device(tq, CPU) is tq and gpu.to_device(tq.t(), CPU).is_contiguous()  # words as tensors: moved
+    with pytest.raises(TypeError, match="int64 tensor"):
+        gpu.to_device(tq.to(torch.int32), CPU)
+    ids, mode = gpu.labels_to_device(torch.tensor([3, 1], dtype=torch.int32), CPU)
+    assert mode == 1 and ids.dtype == torch.int64 and ids.tolist() == [3, 1]
+    hot, mode = gpu.labels_to_device(torch.tensor([[0, 1], [1, 1]]), CPU)  # multi-hot rows: packed as bits
+    assert mode == 2 and hot.tolist() == [[2], [3]]
     if not gpu.interpreted():  # CPU tensors without the interpreter: a plain error, not a crash
         with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
             gpu.topk(tq, tq, 1)

@@ -39,7 +39,7 @@ def test_encoding_on_the_device(device):
         got = relaxed_codes(model.to(device), x.to(device), batch_size=5)
         codes = encode(model, x)  # CPU images, the network on the device
     assert got.device.type == "cpu" and got.dtype == torch.float32
-    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got, ref, rtol=1e-3, atol=1e-3)  # other convolution algorithms, float32
     assert codes.dtype == np.int8 and (codes == np.where(ref.numpy() >= 0, 1, -1)).mean() > 0.99
 
 

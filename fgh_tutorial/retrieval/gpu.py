@@ -66,7 +66,12 @@ def device_for(device=None, *arrays):
 
 
 def to_device(words, device) -> torch.Tensor:
-    """Packed uint64 words (numpy, n x W) as a contiguous int64 tensor on ``device``."""
+    """Packed uint64 words (numpy, n x W) as a contiguous int64 tensor on ``device``; such a
+    tensor (these words already on some device) is moved without a trip through the host."""
+    if isinstance(words, torch.Tensor):
+        if words.dtype != torch.int64 or words.ndim != 2:
+            raise TypeError(f"words must be a 2-D int64 tensor of packed words, got {words.dtype} {tuple(words.shape)}")
+        return words.to(device).contiguous()
     arr = np.ascontiguousarray(words)
     if arr.dtype != np.uint64 or arr.ndim != 2:
         raise TypeError(f"words must be 2-D uint64 words from pack_codes, got {arr.dtype} {arr.shape}")
@@ -75,8 +80,11 @@ def to_device(words, device) -> torch.Tensor:
 
 def labels_to_device(labels, device):
     """(labels tensor, mode) for the kernels: class ids (n,) -> int64, mode 1; multi-hot rows
-    (n x L) -> their positive entries packed into int64 words, mode 2 (relevant = shared bit)."""
-    arr = np.asarray(labels)
+    (n x L) -> their positive entries packed into int64 words, mode 2 (relevant = shared bit).
+    Labels may be numpy arrays or tensors on any device; class ids stay on the device."""
+    if isinstance(labels, torch.Tensor) and labels.ndim == 1:
+        return labels.to(device=device, dtype=torch.int64).contiguous(), 1
+    arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if arr.ndim == 1:
         return torch.from_numpy(np.ascontiguousarray(arr, np.int64)).to(device), 1
     from .codes import pack_codes
