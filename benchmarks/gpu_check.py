@@ -7,8 +7,8 @@ few minutes, and runs the checks that can run on a CPU elsewhere (CI runs that f
    (or $FGH_WHEELS, or ./wheels) the wheels of the packages that do not import yet, into
    OUT/site (README, "make gpu-check", says how to fetch them with one command);
 2. the stages of ``gpu_check_stages.py``, each in its own process with its own time limit, within
-   one total budget: a stage that fails, crashes or runs out of time is reported and the others
-   still run;
+   one budget for the whole check (``--budget``, 345 s with CUDA): a stage that fails, crashes or
+   runs out of time is reported and the others still run;
 3. the report: OUT/report.json (every figure, every check, the device's name), OUT/report.txt
    (a short table, also printed) and OUT/stages.log (each stage's output).
 
@@ -108,7 +108,7 @@ def install(out: Path, wheels: Path | None, deadline: float, tests: bool) -> tup
         rep["package"] = "already importable: not installed again"
     else:
         code, _ = _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--no-build-isolation",
-                        "-e", str(REPO)], plain, min(120, deadline - time.time()), log)
+                        "-e", str(REPO)], plain, min(60, deadline - time.time()), log)
         rep["package"] = ("installed without dependencies (pip install --no-deps -e .)" if code == 0 else
                           "pip install --no-deps -e . failed: the stages import it from the repository (PYTHONPATH)")
     site = out / "site"
@@ -118,7 +118,7 @@ def install(out: Path, wheels: Path | None, deadline: float, tests: bool) -> tup
     todo = [w for w in found if _wheel_name(w) in dists]
     if todo:
         code, _ = _run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                        "--target", str(site), *map(str, todo)], plain, min(180, deadline - time.time()), log)
+                        "--target", str(site), *map(str, todo)], plain, min(90, deadline - time.time()), log)
         rep["wheels_installed"] = [w.name for w in todo] if code == 0 else []
         if code != 0:
             rep["checks"].append({"name": "wheels install", "ok": False, "detail": f"pip exited {code} (see stages.log)"})
@@ -205,7 +205,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(REPO / "build" / "gpu_check"), help="report folder (default build/gpu_check)")
     p.add_argument("--wheels", help="folder of wheels for the modules missing here (default $FGH_WHEELS, or ./wheels)")
-    p.add_argument("--budget", type=float, help="seconds for all stages together (default 330 with CUDA, 300 without)")
+    p.add_argument("--budget", type=float, help="seconds for the whole check, install included (default 345 with CUDA, "
+                   "300 without): the stages share what is left")
     p.add_argument("--stages", help="run only these stages, comma-separated (default: all of the form)")
     p.add_argument("--cpu", action="store_true", help="the CPU form even where CUDA is available")
     p.add_argument("--stage", help=argparse.SUPPRESS)  # a child process: run this one stage
@@ -227,7 +228,9 @@ def main(argv=None) -> int:
     env = run_stage("env", 60, out, None, a.cpu)
     cuda = bool(env.get("cuda")) and not a.cpu
     wheels = Path(a.wheels or os.environ.get("FGH_WHEELS") or REPO / "wheels")
-    inst, site = install(out, wheels, start + 300, cuda)
+    budget = a.budget or (345 if cuda else 300)
+    deadline = start + budget
+    inst, site = install(out, wheels, deadline, cuda)
     if (out / "install.log").exists():
         with open(out / "stages.log", "a") as fh:
             fh.write("===== install =====\n" + (out / "install.log").read_text(errors="replace"))
@@ -237,8 +240,6 @@ def main(argv=None) -> int:
     unknown = [s for s in chosen if s not in stages]
     if unknown:
         p.error(f"--stages: {', '.join(unknown)} not stages of the {'GPU' if cuda else 'CPU'} form ({', '.join(stages)})")
-    budget = a.budget or (330 if cuda else 300)
-    deadline = time.time() + budget
     reports = [env, inst]
     for name in chosen:
         if name == "env":
