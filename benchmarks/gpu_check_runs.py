@@ -2,7 +2,7 @@
 written for the check (``bench_train_step.jpeg_folder``), each command in its own process.
 
     e2e       train (FCAENet, 12 + 48 bits, ``--profile gpu``: ResNet-50 at 448 px from a random-weights
-              file, since the machine may have no connection; without CUDA ``--profile cpu``), then
+              file, since the machine may have no connection; without CUDA ``--profile cpu`` at 32 px), then
               evaluate, query and encode (``--no-ray``) that run
     torchrun  the same training under torchrun, one process per GPU (nccl), then evaluate. With one
               GPU the processes' group has one member: DDP, SyncBatchNorm and the collectives still
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+CPU_SIZE = 32  # the CPU form's image size (the cpu profile's minires, run smaller)
 
 
 def _cli(st, name, args, runner=None, env=None):
@@ -48,8 +49,8 @@ def _train_args(st, data, out):
     args = ["train", "--dataset", "folder", "--data", str(data), "--method", "fcaenet", "--bits", "12,48",
             "--iterations", "2", "--epochs", "1", "--samples", "48", "--batch-size", "16", "--positives", "dataset",
             "--out", str(out)]
-    if not st.cuda:  # in this process: loader workers would cost more than they save at 64 px
-        return args + ["--profile", "cpu", "--workers", "0"]
+    if not st.cuda:  # 32 px, decoded in this process: loader workers would cost more than they save
+        return args + ["--profile", "cpu", "--image-size", str(CPU_SIZE), "--workers", "0"]
     import torch
     import torchvision
 
@@ -70,7 +71,7 @@ def _evaluate(st, run, name):
 def e2e(st):
     from fgh_tutorial.retrieval.codes import load_codes
 
-    data = _data(st, 448 if st.cuda else 64)
+    data = _data(st, 448 if st.cuda else CPU_SIZE)
     run = st.work / "run"
     if _cli(st, "train", _train_args(st, data, run)).returncode != 0:
         return
@@ -93,7 +94,7 @@ def torchrun(st):
     import torch
 
     gpus = torch.cuda.device_count() if st.cuda else 2  # without CUDA: two gloo processes
-    data, run, record = _data(st, 448 if st.cuda else 64), st.work / "ddp_run", st.work / "groups"
+    data, run, record = _data(st, 448 if st.cuda else CPU_SIZE), st.work / "ddp_run", st.work / "groups"
     record.mkdir(exist_ok=True)
     runner = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
               str(REPO / "benchmarks" / "gpu_check.py"), "--ddp-driver"]
