@@ -62,7 +62,6 @@ def measure_topk(db_w, q_w, torch_chunk=1024, k=10) -> dict:
     out = {"n": len(db_w), "queries": n_query, "k": k, "ours_qps": n_query / t_ours, "torch_qps": n_query / t_ref,
            "ratio": t_ref / t_ours, "goal": GOALS["topk_ratio"],
            "equal": bool(torch.equal(idx, idx_ref) and torch.equal(dist.long(), dist_ref)), "faiss_qps": None}
-    del db_pm, q_pm, dist_ref, idx_ref
     try:
         import faiss
     except ImportError:

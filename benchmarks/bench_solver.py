@@ -68,7 +68,7 @@ def measure_gpu(n=1_000_000, m=2000, bits=48, classes=200, dtypes=(torch.float64
            "goal_ms": GOAL_MS}
     for dtype in dtypes:
         gpu_step(dtype)
-        t, v = best_time(lambda: gpu_step(dtype), repeat=5)
+        t, v = best_time(lambda dtype=dtype: gpu_step(dtype), repeat=5)
         name = str(dtype).replace("torch.", "")
         out[f"{name}_ms"] = 1000 * t
         if dtype == torch.float64:
