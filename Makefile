@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export FGH_CACHE ?= $(CURDIR)/build/cache
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test test-fast lint lab explore screenshots notebooks bench clean
+.PHONY: setup run test test-fast lint lab explore screenshots notebooks bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,13 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Every GPU path checked in a few minutes on a CUDA machine; elsewhere the checks a CPU can run
+# (README, "make gpu-check"). Uses .venv's python when there is one, else $(PYTHON): a GPU machine
+# without a package registry needs no set-up (GPU_CHECK_ARGS="--wheels DIR --out DIR" to pass options).
+GPU_CHECK_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+gpu-check:
+	$(GPU_CHECK_PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf build

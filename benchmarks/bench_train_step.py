@@ -12,13 +12,16 @@ backbone + a linear layer, cross-entropy, SGD, on a batch resident on the device
 
 Goal on a GPU: full throughput per view >= 0.9 x the bare step's (the pipeline, SREM, losses and
 solver cost at most 10%). Without CUDA the script says so and times a small CPU version.
+``measure`` returns the figures (``benchmarks/gpu_check.py`` calls it).
 
     python benchmarks/bench_train_step.py [--size 448] [--batch 64] [--steps 20] [--backbone resnet50]
                                           [--workers N] [--data FOLDER]
 """
 import argparse
+import os
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,19 +38,28 @@ from fgh_tutorial.training.batches import train_loader
 from fgh_tutorial.training.positives import DatasetPositives
 
 
-def jpeg_folder(root: Path, n: int, classes: int, short_side: int, seed: int = 0) -> Path:
-    """root/train/<class>/*.jpg and one query per class in root/test: smooth random pictures with
-    noise (4:3), JPEG quality 90."""
+def _picture(args):
+    path, seed, h, w = args
     rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    pixels = np.kron(coarse, np.ones((h // 6 + 1, w // 8 + 1, 1), np.uint8))[:h, :w]
+    noise = rng.standard_normal(pixels.shape, dtype=np.float32) * 12
+    Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8)).save(path, quality=90)
+
+
+def jpeg_folder(root: Path, n: int, classes: int, short_side: int, seed: int = 0, processes: int | None = None) -> Path:
+    """root/train/<class>/*.jpg and one query per class in root/test: smooth random pictures with
+    noise (4:3), JPEG quality 90, image i drawn from the seed (seed, i); written by a pool of
+    ``processes`` (default: the CPU count)."""
     h, w = short_side, short_side * 4 // 3
+    jobs = []
     for split, count in (("train", n), ("test", classes)):
         for i in range(count):
             folder = root / split / f"c{i % classes:03d}"
             folder.mkdir(parents=True, exist_ok=True)
-            coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-            pixels = np.kron(coarse, np.ones((h // 6 + 1, w // 8 + 1, 1), np.uint8))[:h, :w]
-            pixels = np.clip(pixels + rng.normal(0, 12, pixels.shape), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
+            jobs.append((folder / f"{i}.jpg", (seed, len(jobs)), h, w))
+    with ProcessPoolExecutor(processes or os.cpu_count()) as pool:
+        list(pool.map(_picture, jobs, chunksize=8))
     return root
 
 
@@ -113,6 +125,21 @@ def full_step(folder, backbone_name, size, batch, steps, bits, workers, device):
     return batch * steps / seconds, time.perf_counter() - start, len(labels), loader.workers
 
 
+GOAL = 0.9  # full step per image view / bare step, on a GPU
+
+
+def measure(size=448, batch=64, steps=20, bits=48, backbone="resnet50", workers=None, data=None, classes=20) -> dict:
+    """Both throughputs and their ratio on this machine's device (CUDA when available)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = data or jpeg_folder(Path(tmp), max(batch * steps, 2 * classes), classes, train_resize(size))
+        bare = bare_images_per_s(backbone, size, batch, steps, classes, device)
+        anchors, v_seconds, n, workers = full_step(folder, backbone, size, batch, steps, bits, workers, device)
+    return {"device": device.type, "backbone": backbone, "size": size, "batch": batch, "steps": steps, "bits": bits,
+            "workers": workers, "jpeg_short_side": train_resize(size), "bare_images_s": bare, "full_anchors_s": anchors,
+            "full_views_s": 3 * anchors, "ratio": 3 * anchors / bare, "goal": GOAL, "v_step_ms": 1000 * v_seconds, "n": n}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=448)
@@ -124,24 +151,19 @@ def main():
     p.add_argument("--data", help="an image folder root/train/<class>/*.jpg (default: JPEGs written to a temporary folder)")
     a = p.parse_args()
     cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
     if not cuda:
         print("no CUDA device: the GPU goal (full step >= 0.9 x the bare step per image view) was NOT measured; "
               "timing a small CPU version (minires, 64 px, batch 16, 4 steps): CPU figures only")
         a.size, a.batch, a.steps, a.backbone = 64, 16, 4, "minires"
-    classes = 20
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = a.data or jpeg_folder(Path(tmp), max(a.batch * a.steps, 2 * classes), classes, train_resize(a.size))
-        bare = bare_images_per_s(a.backbone, a.size, a.batch, a.steps, classes, device)
-        anchors, v_seconds, n, workers = full_step(folder, a.backbone, a.size, a.batch, a.steps, a.bits, a.workers, device)
-    print(f"{device.type}, {a.backbone}, {a.size} px, batch {a.batch}, {a.steps} steps, {workers} decoding workers, "
-          f"JPEGs of short side {train_resize(a.size)} px")
-    print(f"bare forward-backward step (tensors on the device) : {bare:8.1f} images/s")
-    print(f"full FCAENet step (JPEG files -> loader -> SREM -> ADSH + ESRL -> SGD): {anchors:8.1f} anchors/s "
-          f"= {3 * anchors:8.1f} image views/s (anchor, erased, positive)")
-    print(f"V-step after the epoch (n = {n}, {a.bits} bits): {1000 * v_seconds:.1f} ms")
-    print(f"ratio full / bare per image view: {3 * anchors / bare:.2f} "
-          + ("(goal >= 0.9)" if cuda else "(CPU; the GPU goal was not measured)"))
+    r = measure(a.size, a.batch, a.steps, a.bits, a.backbone, a.workers, a.data)
+    print(f"{r['device']}, {r['backbone']}, {r['size']} px, batch {r['batch']}, {r['steps']} steps, {r['workers']} decoding "
+          f"workers, JPEGs of short side {r['jpeg_short_side']} px")
+    print(f"bare forward-backward step (tensors on the device) : {r['bare_images_s']:8.1f} images/s")
+    print(f"full FCAENet step (JPEG files -> loader -> SREM -> ADSH + ESRL -> SGD): {r['full_anchors_s']:8.1f} anchors/s "
+          f"= {r['full_views_s']:8.1f} image views/s (anchor, erased, positive)")
+    print(f"V-step after the epoch (n = {r['n']}, {r['bits']} bits): {r['v_step_ms']:.1f} ms")
+    print(f"ratio full / bare per image view: {r['ratio']:.2f} "
+          + (f"(goal >= {GOAL:g})" if cuda else "(CPU; the GPU goal was not measured)"))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
-"""The Triton kernels of ``retrieval.gpu`` on the CPU, run by Triton's interpreter, against the
-CPU kernels and brute force: top-k, full ranking, distance histograms, tie-aware AP and the
-GPU dispatch of ``HammingIndex`` and the metrics.
+"""The Triton kernels of ``retrieval.gpu`` against the CPU kernels and brute force: top-k, full
+ranking, distance histograms, tie-aware AP and the GPU dispatch of ``HammingIndex`` and the
+metrics. On the CPU Triton's interpreter runs them; with CUDA they also run compiled, on the GPU.
 
 The interpreter must be chosen before triton is first imported (its own ``tl.sum`` & co. are
-built then), and in a full session torchvision has long imported it. So the tests run in a
-child pytest with ``TRITON_INTERPRET=1`` (``test_kernels_under_the_interpreter``), and nothing
-else in the session runs interpreted. ``TRITON_INTERPRET=1 pytest tests/test_gpu_kernels.py``
-runs them directly.
+built then), and in a full session torchvision has long imported it. So the interpreted tests
+run in a child pytest with ``TRITON_INTERPRET=1`` (``test_kernels_under_the_interpreter``), and
+nothing else in the session runs interpreted. ``TRITON_INTERPRET=1 pytest tests/test_gpu_kernels.py``
+runs them directly. With CUDA (and no interpreter) the same tests run in this session on the
+GPU, with fewer random examples (each new shape compiles kernels); ``make gpu-check`` runs them so.
 """
 import os
 import subprocess
@@ -25,8 +26,9 @@ from fgh_tutorial.retrieval import HammingIndex, gpu, hamming_rank, hamming_topk
 pytestmark = pytest.mark.gpu
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-child_only = pytest.mark.skipif(not INTERPRETED, reason="run by test_kernels_under_the_interpreter in a child "
-                                "pytest with TRITON_INTERPRET=1")
+COMPILED = not INTERPRETED and torch.cuda.is_available()  # the kernels compiled, on the GPU
+child_only = pytest.mark.skipif(not (INTERPRETED or COMPILED), reason="run by test_kernels_under_the_interpreter "
+                                "in a child pytest with TRITON_INTERPRET=1 (or here, compiled, with CUDA)")
 
 
 @pytest.mark.slow
@@ -40,6 +42,7 @@ def test_kernels_under_the_interpreter():
 
 
 CPU = torch.device("cpu")
+DEVICE = torch.device("cuda") if COMPILED else CPU  # where the kernels run
 if INTERPRETED:
     assert gpu.interpreted()
 BITS = [12, 24, 32, 48, 64, 128]
@@ -61,12 +64,12 @@ def tied_codes(rng, n, bits, pool):
 
 def words(codes):
     packed = pack_codes(codes)
-    return packed, gpu.to_device(packed, CPU)
+    return packed, gpu.to_device(packed, DEVICE)
 
 
 @child_only
 @pytest.mark.parametrize("bits", BITS)
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5 if INTERPRETED else 2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_topk_rank_histograms_equal_cpu_and_brute_force(bits, data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
@@ -83,19 +86,21 @@ def test_topk_rank_histograms_equal_cpu_and_brute_force(bits, data):
         cd, ci = hamming_topk(qw, dw, k)
         kk = min(k, n)
         assert gd.dtype == torch.int32 and gi.dtype == torch.int64 and gi.shape == (nq, kk)
-        np.testing.assert_array_equal(gi.numpy(), ci)
-        np.testing.assert_array_equal(gd.numpy(), cd)
-        np.testing.assert_array_equal(gi.numpy(), order[:, :kk])
-        np.testing.assert_array_equal(gd.numpy(), np.take_along_axis(dist, order[:, :kk], 1))
+        assert gi.device == gd.device == tq.device
+        gi, gd = gi.cpu().numpy(), gd.cpu().numpy()
+        np.testing.assert_array_equal(gi, ci)
+        np.testing.assert_array_equal(gd, cd)
+        np.testing.assert_array_equal(gi, order[:, :kk])
+        np.testing.assert_array_equal(gd, np.take_along_axis(dist, order[:, :kk], 1))
     ranked = gpu.rank(tq, td, **layout)
     assert ranked.dtype == torch.int32
-    np.testing.assert_array_equal(ranked.numpy(), hamming_rank(qw, dw))
-    np.testing.assert_array_equal(ranked.numpy(), order)
+    np.testing.assert_array_equal(ranked.cpu().numpy(), hamming_rank(qw, dw))
+    np.testing.assert_array_equal(ranked.cpu().numpy(), order)
     ql, dl = rng.integers(0, 3, nq), rng.integers(0, 3, n)
-    counts, rel = gpu.distance_histograms(tq, td, torch.from_numpy(ql), torch.from_numpy(dl), bits, **layout)
+    counts, rel = gpu.distance_histograms(tq, td, torch.from_numpy(ql).to(DEVICE), torch.from_numpy(dl), bits, **layout)
     cc, cr = metrics.distance_histograms(q, db, ql, dl)
-    np.testing.assert_array_equal(counts.numpy(), cc)
-    np.testing.assert_array_equal(rel.numpy(), cr)
+    np.testing.assert_array_equal(counts.cpu().numpy(), cc)
+    np.testing.assert_array_equal(rel.cpu().numpy(), cr)
     for i in range(nq):
         np.testing.assert_array_equal(cc[i], np.bincount(dist[i], minlength=bits + 1))
         np.testing.assert_array_equal(cr[i], np.bincount(dist[i][dl == ql[i]], minlength=bits + 1))
@@ -109,11 +114,11 @@ def test_popcount_of_edge_words():
     rng = np.random.default_rng(3)
     dw = np.stack([edges, rng.integers(0, 2**64, len(edges), dtype=np.uint64, endpoint=False)], 1)
     qw = np.array([[0, 0], [2**64 - 1, 2**63]], dtype=np.uint64)
-    td, tq = gpu.to_device(dw, CPU), gpu.to_device(qw, CPU)
+    td, tq = gpu.to_device(dw, DEVICE), gpu.to_device(qw, DEVICE)
     dist, idx = gpu.topk(tq, td, len(dw))
     want = brute_distances(qw, dw)
-    np.testing.assert_array_equal(np.take_along_axis(want, idx.numpy(), 1), dist.numpy())
-    np.testing.assert_array_equal(gpu.rank(tq, td).numpy(), hamming_rank(qw, dw))
+    np.testing.assert_array_equal(np.take_along_axis(want, idx.cpu().numpy(), 1), dist.cpu().numpy())
+    np.testing.assert_array_equal(gpu.rank(tq, td).cpu().numpy(), hamming_rank(qw, dw))
 
 
 @child_only
@@ -122,13 +127,13 @@ def test_multi_hot_histograms_and_aps(monkeypatch):
     q, db = tied_codes(rng, 4, 48, 3), tied_codes(rng, 30, 48, 3)
     ql, dl = (rng.random((4, 70)) < 0.03).astype(np.int64), (rng.random((30, 70)) < 0.03).astype(np.int64)
     (_, tq), (_, td) = words(q), words(db)
-    (tql, mode), (tdl, _) = gpu.labels_to_device(ql, CPU), gpu.labels_to_device(dl, CPU)
+    (tql, mode), (tdl, _) = gpu.labels_to_device(ql, DEVICE), gpu.labels_to_device(dl, DEVICE)
     assert mode == 2 and tql.shape == (4, 2)  # 70 labels in two words
     counts, rel = gpu.distance_histograms(tq, td, tql, tdl, 48, mode, block_n=8, splits=3)
     cc, cr = metrics.distance_histograms(q, db, ql, dl)
-    np.testing.assert_array_equal(counts.numpy(), cc)
-    np.testing.assert_array_equal(rel.numpy(), cr)
-    monkeypatch.setattr(metrics, "_device", lambda device, *arrays: CPU)
+    np.testing.assert_array_equal(counts.cpu().numpy(), cc)
+    np.testing.assert_array_equal(rel.cpu().numpy(), cr)
+    monkeypatch.setattr(metrics, "_device", lambda device, *arrays: DEVICE)
     assert np.array_equal(metrics.average_precisions(q, db, ql, dl), metrics.average_precisions(q, db, ql, dl, device="cpu"))
 
 
@@ -142,8 +147,8 @@ def test_metrics_dispatch_runs_the_kernels_and_matches_bit_for_bit(monkeypatch):
     calls = []
     real = gpu.distance_histograms
     monkeypatch.setattr(gpu, "distance_histograms", lambda *a, **kw: calls.append(1) or real(*a, **kw))
-    monkeypatch.setattr(metrics, "_device", lambda device, *arrays: None if device == "cpu" else CPU)
-    tensors = [torch.as_tensor(x) for x in (q, db, ql, dl)]
+    monkeypatch.setattr(metrics, "_device", lambda device, *arrays: None if device == "cpu" else DEVICE)
+    tensors = [torch.as_tensor(x).to(DEVICE) for x in (q, db, ql, dl)]
     assert np.array_equal(metrics.average_precisions(*tensors), cpu_aps)  # ==, not approximately
     assert metrics.mean_average_precision(q, db, ql, dl, device="cuda") == cpu_map
     assert len(calls) == 2
@@ -170,6 +175,13 @@ def test_index_triton_backend_equals_numba():
     assert repr(ref) == "HammingIndex(bits=64, ntotal=50, backend='numba')"
     empty = HammingIndex(64, backend="triton")
     assert empty.search(q, 3)[1].shape == (3, 0) and empty.rank(q).shape == (3, 0)
+    if COMPILED:  # CUDA tensor queries get CUDA tensors back, from either backend; device="cuda" too
+        tq = torch.as_tensor(q, device=DEVICE)
+        for index in (ref, HammingIndex(64, device="cuda").add(db)):
+            gd, gi = index.search(tq, 10)
+            assert gd.is_cuda and gi.is_cuda
+            np.testing.assert_array_equal(gi.cpu().numpy(), ref.search(q, 10)[1])
+            np.testing.assert_array_equal(index.rank(tq).cpu().numpy(), ref.rank(q))
 
 
 def test_device_rules_and_errors():
@@ -193,6 +205,13 @@ def test_device_rules_and_errors():
         gpu.topk(tq, tq, 0)
     with pytest.raises(TypeError, match="uint64"):
         gpu.to_device(np.zeros((2, 1), np.int64), CPU)
+    assert gpu.to_device(tq, CPU) is tq and gpu.to_device(tq.t(), CPU).is_contiguous()  # words as tensors: moved
+    with pytest.raises(TypeError, match="int64 tensor"):
+        gpu.to_device(tq.to(torch.int32), CPU)
+    ids, mode = gpu.labels_to_device(torch.tensor([3, 1], dtype=torch.int32), CPU)
+    assert mode == 1 and ids.dtype == torch.int64 and ids.tolist() == [3, 1]
+    hot, mode = gpu.labels_to_device(torch.tensor([[0, 1], [1, 1]]), CPU)  # multi-hot rows: packed as bits
+    assert mode == 2 and hot.tolist() == [[2], [3]]
     if not gpu.interpreted():  # CPU tensors without the interpreter: a plain error, not a crash
         with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
             gpu.topk(tq, tq, 1)

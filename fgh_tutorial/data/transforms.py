@@ -42,7 +42,7 @@ def augment(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.0)
     On 64 px SynthBirds a shift of 1/8 made training slower to converge (validation mAP 0.24
     against 0.38 after 14 epochs), so the course uses flips only."""
     b, _, h, w = x.shape
-    flip = torch.rand(b, generator=generator) < 0.5
+    flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)  # the generator's draws, on x's device
     x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
     pad = int(round(max_shift * h))
     if pad == 0:

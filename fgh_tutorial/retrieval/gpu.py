@@ -66,7 +66,12 @@ def device_for(device=None, *arrays):
 
 
 def to_device(words, device) -> torch.Tensor:
-    """Packed uint64 words (numpy, n x W) as a contiguous int64 tensor on ``device``."""
+    """Packed uint64 words (numpy, n x W) as a contiguous int64 tensor on ``device``; such a
+    tensor (these words already on some device) is moved without a trip through the host."""
+    if isinstance(words, torch.Tensor):
+        if words.dtype != torch.int64 or words.ndim != 2:
+            raise TypeError(f"words must be a 2-D int64 tensor of packed words, got {words.dtype} {tuple(words.shape)}")
+        return words.to(device).contiguous()
     arr = np.ascontiguousarray(words)
     if arr.dtype != np.uint64 or arr.ndim != 2:
         raise TypeError(f"words must be 2-D uint64 words from pack_codes, got {arr.dtype} {arr.shape}")
@@ -75,8 +80,11 @@ def to_device(words, device) -> torch.Tensor:
 
 def labels_to_device(labels, device):
     """(labels tensor, mode) for the kernels: class ids (n,) -> int64, mode 1; multi-hot rows
-    (n x L) -> their positive entries packed into int64 words, mode 2 (relevant = shared bit)."""
-    arr = np.asarray(labels)
+    (n x L) -> their positive entries packed into int64 words, mode 2 (relevant = shared bit).
+    Labels may be numpy arrays or tensors on any device; class ids stay on the device."""
+    if isinstance(labels, torch.Tensor) and labels.ndim == 1:
+        return labels.to(device=device, dtype=torch.int64).contiguous(), 1
+    arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if arr.ndim == 1:
         return torch.from_numpy(np.ascontiguousarray(arr, np.int64)).to(device), 1
     from .codes import pack_codes
@@ -145,7 +153,8 @@ class _Layout:
         W = q.shape[1]
         _kernels().histogram_kernel[(-(-q.shape[0] // self.block_q), self.splits)](
             q, d, ql, dl, hist, q.shape[0], d.shape[0], self.split_len, W=W, WP=next_pow2(W), NB=self.nb,
-            NBINS=nbins, LABELS=mode, LW=lw, LWP=next_pow2(lw), BLOCK_Q=self.block_q, BLOCK_N=self.hist_block)
+            NBINS=nbins, LABELS=mode, LW=lw, LWP=next_pow2(lw), BLOCK_Q=self.block_q, BLOCK_N=self.hist_block,
+            HW=not interpreted())
         return hist
 
 
@@ -183,7 +192,7 @@ def _place(q, d, k, out_idx, out_dist, block_n, splits, block_q, budget):
         _kernels().place_kernel[(qc.shape[0], lay.splits)](
             qc, d, base, thr, out_idx[sl], out_idx if out_dist is None else out_dist[sl], qc.shape[0], d.shape[0],
             lay.split_len, k, W=q.shape[1], WP=next_pow2(q.shape[1]), NB=lay.nb, WRITE_DIST=out_dist is not None,
-            BLOCK_N=lay.place_block)
+            BLOCK_N=lay.place_block, HW=not interpreted())
 
 
 def topk(query_words, db_words, k: int, *, block_n=None, splits=None, block_q=4, budget=256 << 20):

@@ -6,7 +6,9 @@ computes a distance the same way,
 
     d_H(q, b) = sum_w popcount(q_w XOR b_w),
 
-with popcount written in bit arithmetic (SWAR: counts of 2, 4 and 8 bits side by side, then
+with popcount chosen when the kernel is traced (the constexpr ``HW``): on a GPU the hardware
+instruction (libdevice's popc: ``popc.b64`` on NVIDIA), and under Triton's interpreter, which
+cannot run libdevice calls, bit arithmetic (SWAR: counts of 2, 4 and 8 bits side by side, then
 one product adds the eight byte counts into the top byte),
 
     x = x - ((x >> 1) & 0x5555...)                      2-bit counts
@@ -14,11 +16,12 @@ one product adds the eight byte counts into the top byte),
     x = (x + (x >> 4)) & 0x0f0f...                      byte counts
     popcount = (x * 0x0101...01) >> 56                  their sum, in the top byte
 
-instead of libdevice's popc, which Triton 3.8's interpreter cannot run: so the very kernels that
-run on a GPU also run on the CPU under ``TRITON_INTERPRET=1`` (numpy underneath), and that is
-how the tests check them. The shifts of signed int64 are arithmetic, which changes nothing
-here: each mask clears the bits a sign would fill, after the third line every byte is at most 8
-(x >= 0), and the top byte of the product, a sum of eight bytes, is at most 64.
+so the kernels that run on a GPU also run on the CPU under ``TRITON_INTERPRET=1`` (numpy
+underneath), which is how the tests check them; both popcounts give the same integers. The
+shifts of signed int64 are arithmetic, which changes nothing here: each mask clears the bits a
+sign would fill, after the third line every byte is at most 8 (x >= 0), and the top byte of the
+product, a sum of eight bytes, is at most 64. Database positions are computed in int64, so a
+split that ends past 2^31 never wraps around.
 
 Two kernels:
 
@@ -40,27 +43,32 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 
 @triton.jit
-def popcount64(x):
-    """Set bits of each int64 (SWAR, see the module docstring), as int32."""
-    x = x - ((x >> 1) & 0x5555555555555555)
-    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
-    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
-    return ((x * 0x0101010101010101) >> 56).to(tl.int32)
+def popcount64(x, HW: tl.constexpr):
+    """Set bits of each int64 as int32: the hardware instruction (HW) or SWAR (see the module docstring)."""
+    if HW:
+        n = libdevice.popc(x)
+    else:
+        x = x - ((x >> 1) & 0x5555555555555555)
+        x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+        n = ((x * 0x0101010101010101) >> 56).to(tl.int32)
+    return n
 
 
 @triton.jit
 def histogram_kernel(q_ptr, db_ptr, ql_ptr, dl_ptr, hist_ptr, n_q, n_db, split_len,
                      W: tl.constexpr, WP: tl.constexpr, NB: tl.constexpr, NBINS: tl.constexpr,
                      LABELS: tl.constexpr, LW: tl.constexpr, LWP: tl.constexpr, BLOCK_Q: tl.constexpr,
-                     BLOCK_N: tl.constexpr):
+                     BLOCK_N: tl.constexpr, HW: tl.constexpr):
     """hist[s, q, d] = #{j in split s : d_H(q, j) = d}; with labels, bins NB..2NB-1 count the
     relevant codes (bin d + NB) and bins 0..NB-1 the others. LABELS: 0 none, 1 class ids
     (relevant when equal), 2 multi-hot label words (relevant when they share a bit).
     NBINS = 2 NB with labels, else NB. Split s holds codes s * split_len ... (s + 1) * split_len - 1.
-    Grid: (query blocks, splits)."""
+    HW: the hardware popcount (False under the interpreter). Grid: (query blocks, splits)."""
     qb = tl.program_id(0)
     s = tl.program_id(1)
     rows = tl.arange(0, BLOCK_Q)
@@ -68,19 +76,19 @@ def histogram_kernel(q_ptr, db_ptr, ql_ptr, dl_ptr, hist_ptr, n_q, n_db, split_l
     acc = tl.zeros((BLOCK_Q, NBINS), tl.int32)
     lwords = tl.arange(0, LWP)
     for tile in range(split_len // BLOCK_N):
-        j = s * split_len + tile * BLOCK_N + tl.arange(0, BLOCK_N)
+        j = s.to(tl.int64) * split_len + tile * BLOCK_N + tl.arange(0, BLOCK_N)
         valid = j < n_db
-        codes = tl.load(db_ptr + j.to(tl.int64)[:, None] * W + words[None, :],
+        codes = tl.load(db_ptr + j[:, None] * W + words[None, :],
                         mask=valid[:, None] & (words[None, :] < W), other=0)  # padding words read 0
         if LABELS == 1:
             dlab = tl.load(dl_ptr + j, mask=valid, other=0)
         if LABELS == 2:
-            dlab = tl.load(dl_ptr + j.to(tl.int64)[:, None] * LW + lwords[None, :],
+            dlab = tl.load(dl_ptr + j[:, None] * LW + lwords[None, :],
                            mask=valid[:, None] & (lwords[None, :] < LW), other=0)
         for r in tl.static_range(BLOCK_Q):
             qi = tl.minimum(qb * BLOCK_Q + r, n_q - 1)  # rows past n_q repeat the last; not stored
             qw = tl.load(q_ptr + qi * W + words, mask=words < W, other=0)
-            key = tl.sum(popcount64(codes ^ qw[None, :]), axis=1)  # d_H
+            key = tl.sum(popcount64(codes ^ qw[None, :], HW), axis=1)  # d_H
             if LABELS == 1:
                 key += NB * (dlab == tl.load(ql_ptr + qi)).to(tl.int32)
             if LABELS == 2:
@@ -97,7 +105,7 @@ def histogram_kernel(q_ptr, db_ptr, ql_ptr, dl_ptr, hist_ptr, n_q, n_db, split_l
 @triton.jit
 def place_kernel(q_ptr, db_ptr, base_ptr, thr_ptr, out_idx_ptr, out_dist_ptr, n_q, n_db, split_len, K,
                  W: tl.constexpr, WP: tl.constexpr, NB: tl.constexpr, WRITE_DIST: tl.constexpr,
-                 BLOCK_N: tl.constexpr):
+                 BLOCK_N: tl.constexpr, HW: tl.constexpr):
     """out_idx[q, pos(j)] = j (and out_dist[q, pos(j)] = d) for every j with pos(j) < K, where
     pos(j) = base[s, q, d] + (codes of split s before j at distance d). thr[q] = t, the
     distance of the K-th code. Grid: (queries, splits)."""
@@ -111,11 +119,11 @@ def place_kernel(q_ptr, db_ptr, base_ptr, thr_ptr, out_idx_ptr, out_dist_ptr, n_
     words = tl.arange(0, WP)
     qw = tl.load(q_ptr + qi * W + words, mask=words < W, other=0)
     for tile in range(split_len // BLOCK_N):
-        j = s * split_len + tile * BLOCK_N + tl.arange(0, BLOCK_N)
+        j = s.to(tl.int64) * split_len + tile * BLOCK_N + tl.arange(0, BLOCK_N)
         valid = j < n_db
-        codes = tl.load(db_ptr + j.to(tl.int64)[:, None] * W + words[None, :],
+        codes = tl.load(db_ptr + j[:, None] * W + words[None, :],
                         mask=valid[:, None] & (words[None, :] < W), other=0)
-        d = tl.sum(popcount64(codes ^ qw[None, :]), axis=1)  # d_H
+        d = tl.sum(popcount64(codes ^ qw[None, :], HW), axis=1)  # d_H
         wanted = valid & ((d < t) | ((d == t) & (run_t < K)))
         if tl.max(wanted.to(tl.int32)) > 0:
             hot = (bins[:, None] == d[None, :]) & valid[None, :]  # (NB x BLOCK_N)

@@ -89,10 +89,12 @@ def hamming_rank(query_words, db_words, out=None) -> np.ndarray:
     return out
 
 
-def hamming_topk_torch(query_codes, db_codes, k: int, chunk: int = 4096):
+def hamming_topk_torch(query_codes, db_codes, k: int, chunk: int = 4096, budget: int = 2 << 30):
     """Top-k on a GPU (or CPU) with torch: d_H = (c - q.b) / 2 from one matrix product of +-1
     codes (fp16 on CUDA: exact for c <= 2048), then ``topk`` on the key d * n + index, so ties
-    come out by lower index. Codes are +-1 tensors; returns (distances, indices) tensors."""
+    come out by lower index. Codes are +-1 tensors; returns (distances, indices) tensors.
+    Queries go in chunks of at most ``chunk``, fewer when their (chunk x n) temporaries (about
+    28 bytes per pair) would pass ``budget`` bytes: memory stays bounded for any database size."""
     import torch
 
     q, d = torch.as_tensor(query_codes), torch.as_tensor(db_codes)
@@ -103,6 +105,7 @@ def hamming_topk_torch(query_codes, db_codes, k: int, chunk: int = 4096):
     q, d = q.to(d.device, dtype), d.to(dtype)
     index = torch.arange(d.shape[0], device=d.device, dtype=torch.int64)
     dists, idxs = [], []
+    chunk = max(1, min(int(chunk), int(budget) // (28 * max(1, d.shape[0]))))
     for s in range(0, q.shape[0], chunk):
         ham = ((q.shape[1] - q[s:s + chunk] @ d.T) * 0.5).round().to(torch.int64)
         key = ham * d.shape[0] + index
