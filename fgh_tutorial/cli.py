@@ -194,8 +194,8 @@ def main(argv=None) -> int:
     enc.add_argument("--no-ray", action="store_true", help="encode in this process")
     enc.add_argument("--batch-size", type=_positive, default=64)
     enc.add_argument("--shard-size", type=_positive, default=4096, help="images per resumable shard")
-    enc.add_argument("--workers", type=_positive, help="Ray workers (default: one per GPU, else per CPU); with "
-                                                        "--no-ray, image-decoding processes")
+    enc.add_argument("--workers", type=_non_negative, help="Ray workers (default: one per GPU, else per CPU); with "
+                                                            "--no-ray, image-decoding processes (0: none)")
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(handler=_encode)
 

@@ -158,33 +158,38 @@ def encode_folder(run, data, out, batch_size: int = 64, shard_size: int | None =
         remove_temporaries(parts)
         out.unlink(missing_ok=True)  # the output stays visibly incomplete until its codes are written, last
         parts.mkdir(parents=True, exist_ok=True)
-        weights = file_digest(Path(run) / "model.pt")
-        shards = [rel[s:s + shard_size] for s in range(0, len(rel), shard_size)]
-        keys = [_fingerprint(weights, root, names, batch_size, prof.image_size, cols) for names in shards]
-        todo = [s for s, names in enumerate(shards) if not _done(parts / f"{s:06d}.npz", keys[s], bits, len(names))]
-        engine = _engine(ray) if todo else None  # Ray starts before the progress bar
-        bar = tqdm(total=len(rel), desc="encoding", unit="img", disable=not progress,
-                   initial=len(rel) - sum(len(shards[s]) for s in todo))
+        try:
+            weights = file_digest(Path(run) / "model.pt")
+            shards = [rel[s:s + shard_size] for s in range(0, len(rel), shard_size)]
+            keys = [_fingerprint(weights, root, names, batch_size, prof.image_size, cols) for names in shards]
+            todo = [s for s, names in enumerate(shards) if not _done(parts / f"{s:06d}.npz", keys[s], bits, len(names))]
+            engine = _engine(ray) if todo else None  # Ray starts before the progress bar
+            bar = tqdm(total=len(rel), desc="encoding", unit="img", disable=not progress,
+                       initial=len(rel) - sum(len(shards[s]) for s in todo))
 
-        def finish(s, words):
-            save_codes(parts / f"{s:06d}.npz", words, bits, key=keys[s])
-            bar.update(len(shards[s]))
+            def finish(s, words):
+                save_codes(parts / f"{s:06d}.npz", words, bits, key=keys[s])
+                bar.update(len(shards[s]))
 
-        jobs = [(s, [str(root / r) for r in shards[s]]) for s in todo]
-        if engine is None:
-            workers = max(0, min(8, (os.cpu_count() or 1) - 1)) if workers is None else workers
-            for s, paths in jobs:
-                finish(s, encode_paths(model, paths, prof.image_size, batch_size, workers, cols))
-        else:
-            _on_ray(engine, (model, prof.image_size, batch_size), cols, jobs, finish, workers, cpus_per_worker,
-                    gpus_per_worker)
-        bar.close()
-        words = np.concatenate([load_codes(parts / f"{s:06d}.npz", bits)[0] for s in range(len(shards))])
-        listing = {"root": str(root.resolve()), "run": str(Path(run).resolve()), "bits": bits,
-                   "paths": [r.as_posix() for r in rel]}
-        write_json(paths_file, listing)
-        save_codes(out, words, bits, ids=np.arange(len(words), dtype=np.int64), paths_digest=_listing_digest(listing))
-        shutil.rmtree(parts)
+            jobs = [(s, [str(root / r) for r in shards[s]]) for s in todo]
+            if engine is None:
+                workers = max(0, min(8, (os.cpu_count() or 1) - 1)) if workers is None else workers
+                for s, paths in jobs:
+                    finish(s, encode_paths(model, paths, prof.image_size, batch_size, workers, cols))
+            else:
+                _on_ray(engine, (model, prof.image_size, batch_size), cols, jobs, finish, workers, cpus_per_worker,
+                        gpus_per_worker)
+            bar.close()
+            words = np.concatenate([load_codes(parts / f"{s:06d}.npz", bits)[0] for s in range(len(shards))])
+            listing = {"root": str(root.resolve()), "run": str(Path(run).resolve()), "bits": bits,
+                       "paths": [r.as_posix() for r in rel]}
+            write_json(paths_file, listing)
+            save_codes(out, words, bits, ids=np.arange(len(words), dtype=np.int64), paths_digest=_listing_digest(listing))
+            shutil.rmtree(parts)
+        except BaseException:
+            if parts.is_dir() and not any(parts.iterdir()):
+                parts.rmdir()  # no shard finished: nothing to resume from
+            raise
     return out
 
 
@@ -196,7 +201,9 @@ def _on_ray(ray, setup, cols, jobs, finish, workers, cpus, gpus) -> None:
     gpus = (1 if resources.get("GPU", 0) >= 1 else 0) if gpus is None else gpus
     if workers is None:
         workers = int(resources.get("GPU", 0) // gpus) if gpus else int(resources.get("CPU", 1) // cpus)
-    workers = max(1, int(workers))
+    if int(workers) < 1:
+        raise BadOption(f"--workers {workers}: encoding on Ray needs at least one worker (or use --no-ray)")
+    workers = int(workers)
     check_room(ray, workers, cpus, gpus, "--workers")  # Ray would keep the others waiting for ever
     workers = min(workers, len(jobs))
     actor = ray.remote(Encoder).options(num_cpus=cpus, num_gpus=gpus)

@@ -18,19 +18,25 @@ import shutil
 from pathlib import Path
 
 from .data.fingerprint import compare, splits_fingerprint
-from .errors import BadFile, MissingFile
+from .errors import BadData, BadFile, MissingFile
 from .files import file_digest, read_json, remove_temporaries, write_json
 from .runlock import describe_lock, lock_holder
 
 FORMAT = 1
 CONFIG, MANIFEST = "config.json", "manifest.json"
-RUN_FILES = (CONFIG, "model.pt", "db_codes.npz", "metrics.json", "skipped_images.json", "checkpoints", "features.npz")
+RUN_FILES = (CONFIG, "model.pt", "db_codes.npz", "metrics.json", "skipped_images.json", "checkpoints")
+# features.npz (frozen mode) survives --force: it is checked on every read (fingerprint, width, labels) and
+# computed again when it does not fit, so a damaged cache never fails a retry
 RESUMABLE = ("device", "workers")  # settings that may differ when a run is resumed (results do not depend on them)
 NOT_SETTINGS = ("data_fingerprint", "format", "n_classes")  # compared as the data, not as settings
 
 
 class RunFolderError(BadFile):
     """A run folder that cannot be used as asked; the message says what to do."""
+
+
+class DataChanged(RunFolderError, BadData):
+    """The data of a run is not the data it was trained on."""
 
 
 def holds_run(folder) -> bool:
@@ -208,11 +214,11 @@ def check_data(folder, recorded: dict, current: dict) -> list[str]:
     """Raise when the data differs from the data the run was trained on; returns warnings."""
     changed, warnings = compare(recorded or {}, current)
     if changed:
-        raise RunFolderError(f"the data changed since the run in {folder} was trained ({'; '.join(changed)}): its "
+        raise DataChanged(f"the data changed since the run in {folder} was trained ({'; '.join(changed)}): its "
                              "database codes belong to other images. Restore the data, or train again with --force")
     return [f"the data of {folder}: {w} differ since training (files touched or copied?)" for w in warnings]
 
 
-__all__ = ["CONFIG", "MANIFEST", "RunFolderError", "begin_run", "check_data", "check_run", "clear_run",
+__all__ = ["CONFIG", "DataChanged", "MANIFEST", "RunFolderError", "begin_run", "check_data", "check_run", "clear_run",
            "data_fingerprint", "describe", "enclosing_run", "finish_run", "holds_run", "read_json", "run_state", "sha256",
            "write_json"]

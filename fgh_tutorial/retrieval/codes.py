@@ -126,9 +126,10 @@ def load_codes(path, bits: int | None = None) -> tuple[np.ndarray, int, dict]:
         raise MissingFile(f"no codes file at {path}" if not path.is_dir() else f"{path} is a folder, not a codes file")
     what = f"{path} is not a codes file (.npz with 'words' and 'bits')"
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("a single array, not an .npz archive")
+        f = np.load(path, allow_pickle=False)
+        if not hasattr(f, "files"):
+            raise ValueError("a single array, not an .npz archive")
+        with f:
             data = {k: f[k] for k in f.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise BadFile(f"{what}: {str(err).splitlines()[0][:160] if str(err) else type(err).__name__}; it may be "
