@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .checks import check_output_file, check_sizes
 from .data import default_transform
-from .data.images import list_images
+from .data.images import IMAGE_SUFFIXES, list_images
 from .data.real import ImageList
 from .errors import BadData, BadFile, BadOption
 from .files import file_digest, path_bytes, read_json, remove_temporaries, write_json
@@ -71,7 +71,7 @@ def image_paths(root) -> list[Path]:
         raise BadOption(f"--data: folder {root} does not exist" if not root.exists() else f"--data {root} is a file")
     files = [p.relative_to(root) for p in list_images(root, recursive=True)]
     if not files:
-        raise BadData(f"--data: no images ({', '.join(('.jpg', '.png', '...'))}) under {root}")
+        raise BadData(f"--data: no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     return files
 
 

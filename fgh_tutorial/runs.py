@@ -40,7 +40,7 @@ from .training.profiles import get_profile, seed_everything
 from .runlock import RunLock
 from .run_options import (check_frozen, chosen, columns, parse_lengths, per_length, run_backbone, run_config,
                           run_lengths, run_profile)
-from .training.frozen import encode_features, train_frozen
+from .training.frozen import FEATURE_BATCH, encode_features, train_frozen
 
 # what train writes into its folder (with a temporary file beside each): their names must fit the filesystem
 RUN_WRITES = ("config.json", "model.pt", "db_codes.npz", "metrics.json", "skipped_images.json", "manifest.json",
@@ -100,7 +100,7 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
         raise RunFolderError(f"--out {out} is a file, not a folder")
     if main:  # before any work: the folder, the names of its files, the memory of a batch
         check_output_folder(out, RUN_WRITES)
-    check_sizes(prof.image_size, cfg.batch_size)
+    check_sizes(prof.image_size, max(cfg.batch_size, FEATURE_BATCH) if config.get("freeze_backbone") else cfg.batch_size)
     with RunLock(out) if main else contextlib.nullcontext():
         if main:
             begin_run(out, config, force, resume, write=False)  # refuse at once, before loading the data

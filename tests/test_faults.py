@@ -17,7 +17,7 @@ from PIL import Image
 import fgh_tutorial.encode_folder as ef
 from fgh_tutorial.cli import main
 from fgh_tutorial.errors import BadData, BadFile, BadOption, EnvironmentFailure
-from fgh_tutorial.retrieval.codes import load_codes, pack_codes
+from fgh_tutorial.retrieval.codes import pack_codes
 from fgh_tutorial.runlock import RunLocked, output_lock
 from fgh_tutorial.runs import train_run
 from fgh_tutorial.training import profiles

@@ -22,7 +22,7 @@ from ..files import read_json
 from ..models import build_network
 from ..models.backbones import build_backbone
 from ..models.encode import encode
-from ..retrieval.codes import binarize, pack_codes, unpack_codes
+from ..retrieval.codes import binarize, check_words, pack_codes, unpack_codes
 from ..retrieval.metrics import mean_average_precision
 from ..systems import COURSE_SYSTEMS, AsymmetricConfig, get_system, train_systems
 from ..training.cache import load_or_train
@@ -139,16 +139,20 @@ def load_bundle(path=None, data_root: str | None = None) -> Bundle:
     for name, s in payload["systems"].items():
         model = build_network(s["arch"], build_backbone(profile.backbone), sum(s["lengths"]), n_classes)
         model.load_state_dict(_float(s["state"]))
-        systems[name] = TrainedSystem(name, model.eval(), _codes(payload["format"], s["codes"], sum(s["lengths"])),
+        systems[name] = TrainedSystem(name, model.eval(), _codes(payload["format"], s["codes"], sum(s["lengths"]),
+                                                                 f"{path}: the codes of {name}"),
                                tuple(s["lengths"]), s["arch"],
                                {int(b): v for b, v in s["map"].items()})
     return Bundle(profile, systems, payload["db_labels"].numpy(), payload["query_labels"].numpy())
 
 
-def _codes(fmt: int, stored: torch.Tensor, bits: int) -> np.ndarray:
+def _codes(fmt: int, stored: torch.Tensor, bits: int, name: str) -> np.ndarray:
     if fmt == 1:
         return 2 * np.unpackbits(stored.numpy(), axis=1, count=bits).astype(np.int8) - 1
-    return unpack_codes(stored.numpy().view(np.uint64), bits)
+    try:  # the width and the padding bits of the stored words, against the system's code lengths
+        return unpack_codes(check_words(stored.numpy().view(np.uint64), name, bits), bits)
+    except BadOption as err:
+        raise BadFile(str(err)) from None
 
 
 def build_bundle(profile: Profile | None = None, names=tuple(get_system(n).label for n in COURSE_SYSTEMS), lengths=(12, 24, 32, 48),

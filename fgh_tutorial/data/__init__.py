@@ -1,5 +1,5 @@
 """Data: the embedded SynthBirds set, real fine-grained datasets and a user's folder, downloads,
-image transforms and training augmentation. The bottom layer: imports nothing else of the package.
+image transforms and training augmentation. The bottom layer: imports only errors.py and files.py of the package.
 """
 from .images import BadImageError, check_policy, list_images, open_image
 from .real import LOADERS, DatasetNotFound, ImageList, load_dataset

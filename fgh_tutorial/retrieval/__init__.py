@@ -1,7 +1,8 @@
 """Retrieval: the code contract (``codes``), Hamming search and its compiled kernels (``hamming``,
 ``kernels``), ``HammingIndex`` and its backends (``index``), metrics (``metrics``) and the LSH/ITQ
-baselines (``baselines``). numpy, numba and torch only: every other layer may import it, it
-imports no other part of the package (the code contract is what models, solver and metrics share).
+baselines (``baselines``), the sharded index on Ray (``sharded``, ``ray_cluster``). numpy, numba and
+torch only: every other layer may import it, it imports no other part of the package but the errors
+and the atomic writer below everything (the code contract is what models, solver and metrics share).
 """
 from .baselines import ITQ, LSH, colour_histograms
 from .codes import (WORD_BITS, as_sign_array, binarize, hard_sign, load_codes, pack_codes, save_codes,

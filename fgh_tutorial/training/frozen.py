@@ -43,6 +43,7 @@ from ..retrieval.codes import binarize
 from .asymmetric import train_asymmetric
 
 FEATURES_FILE = "features.npz"
+FEATURE_BATCH = 128  # images per forward pass of the backbone
 FROZEN_METHODS = ("adsh", "adsh+esrl")
 
 
@@ -100,7 +101,7 @@ def _batches(data, batch_size, workers, device):
 
 
 @torch.no_grad()
-def extract_features(backbone, splits: dict, device="cpu", batch_size: int = 128, workers: int | None = None,
+def extract_features(backbone, splits: dict, device="cpu", batch_size: int = FEATURE_BATCH, workers: int | None = None,
                      progress: bool = True) -> dict:
     """{split: (pooled features float32 (N x C), labels int64)} of every split (data, labels)."""
     device = torch.device(device)
@@ -230,5 +231,5 @@ def encode_features(model: HashingModel, features: torch.Tensor) -> np.ndarray:
     return binarize(torch.cat([head(f) for f in features.float().split(4096)]).numpy())
 
 
-__all__ = ["FEATURES_FILE", "FROZEN_METHODS", "backbone_digest", "cache_is_current", "cached_features", "data_digest", "encode_features",
+__all__ = ["FEATURES_FILE", "FEATURE_BATCH", "FROZEN_METHODS", "backbone_digest", "cache_is_current", "cached_features", "data_digest", "encode_features",
            "extract_features", "fingerprint", "fold", "train_frozen", "train_head"]
