@@ -78,9 +78,7 @@ def _read(source, name):
     path = Path(source).expanduser()
     name = name or str(path)
     if not path.is_file():
-        if path.is_dir():
-            raise BadOption(f"{name} is a folder, not an image file")
-        raise MissingFile(f"image file not found: {name}")
+        raise MissingFile(f"{name} is a folder, not an image file" if path.is_dir() else f"image file not found: {name}")
     try:
         return path.read_bytes(), name
     except OSError as err:
