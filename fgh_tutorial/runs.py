@@ -221,7 +221,8 @@ def query_run(run, images, k: int = 10, bits: int | None = None) -> list:
     from .retrieval.index import HammingIndex, check_k
 
     check_k(k)
-    if not (isinstance(images, (str, Path)) or list(images)):
+    images = [images] if isinstance(images, (str, Path)) else list(images)
+    if not images:
         raise BadOption("images: give at least one image file")
     config, model, prof = load_run(run)
     images = check_image_files(images)

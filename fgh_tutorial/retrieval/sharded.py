@@ -71,9 +71,6 @@ class Shard:
     """One shard (run as a Ray actor): packed codes in increasing global id, kept as runs
     (local start, global start), answering top-k queries with global ids."""
 
-    def ready(self) -> bool:
-        return True
-
     def __init__(self, bits: int, threads: int | None = None, use_torch: bool = False):
         self.bits, self.words = int(bits), np.empty((0, n_words(bits)), np.uint64)
         self.local, self.first = np.zeros(0, np.int64), np.zeros(0, np.int64)  # runs of ids
@@ -83,6 +80,9 @@ class Shard:
             import numba
 
             numba.set_num_threads(int(threads))
+
+    def ready(self) -> bool:
+        return True
 
     def add(self, words: np.ndarray, first_id: int) -> int:
         self.local = np.append(self.local, len(self.words))
