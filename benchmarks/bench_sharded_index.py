@@ -22,7 +22,8 @@ import numpy as np
 
 from fgh_tutorial.course.timing import best_time
 from fgh_tutorial.retrieval.index import HammingIndex
-from fgh_tutorial.retrieval.sharded import ShardedIndex, connect, merge_topk
+from fgh_tutorial.retrieval.ray_cluster import connect
+from fgh_tutorial.retrieval.sharded import ShardedIndex, merge_topk
 
 
 def main():

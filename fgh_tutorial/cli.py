@@ -59,9 +59,11 @@ def _train(args) -> int:
 def _verify(args) -> int:
     from .data.verify import verify_data
 
+    from .files import shown
+
     total, bad = verify_data(args.data, args.dataset, progress=not args.quiet)
     for path, reason in bad:
-        print(f"{path}: {reason}")
+        print(shown(f"{path}: {reason}"))
     if bad:
         print(f"error: {len(bad)} of {total} image files cannot be decoded (listed above): fix or remove them, "
               "or train with --on-bad-image skip", file=sys.stderr)
@@ -80,27 +82,29 @@ def _evaluate(args) -> int:
 def _query(args) -> int:
     from .runs import query_run
 
+    from .files import shown
+
     for path, hits in query_run(args.run, args.images, args.k, args.bits):
-        print(path)
+        print(shown(path))
         for rank, (index, label, distance) in enumerate(hits, 1):
             print(f"  {rank:2d}. database #{index:<7d} class {label:<5d} distance {distance}")
     return 0
 
 
 def _encode(args) -> int:
-    from .encode_folder import encode_folder
-    from .retrieval.codes import load_codes
+    from .encode_folder import encode_folder, outputs, read_encoded
 
     out = encode_folder(args.run, args.data, args.out, batch_size=args.batch_size, shard_size=args.shard_size,
-                        ray=False if args.no_ray else args.ray, workers=args.workers, progress=not args.quiet)
-    words, bits, _ = load_codes(out)
+                        ray=False if args.no_ray else args.ray, workers=args.workers, progress=not args.quiet,
+                        bits=args.bits)
+    words, bits, _ = read_encoded(out)
     print(f"encoded {len(words)} images into {out} ({bits}-bit codes; the image of id i is paths[i] in "
-          f"{out.with_name(out.stem + '.paths.json')})")
+          f"{outputs(out)[1]})")
     return 0
 
 
 def main(argv=None) -> int:
-    from .errors import run_command
+    from .reporting import run_command
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # anywhere on the line, for every command
@@ -184,13 +188,14 @@ def main(argv=None) -> int:
     enc.add_argument("--run", required=True, help="the run folder whose network encodes")
     enc.add_argument("--data", required=True, help="the folder of images (searched recursively)")
     enc.add_argument("--out", required=True, help="the codes file (.npz); OUT.paths.json lists the images")
+    enc.add_argument("--bits", type=_positive, help="the code length to write (required for a run of several)")
     enc.add_argument("--ray", metavar="ADDRESS", help="a Ray cluster: auto or host:port (default: a local Ray "
                                                      "instance, or this process without the 'scale' extra)")
     enc.add_argument("--no-ray", action="store_true", help="encode in this process")
     enc.add_argument("--batch-size", type=_positive, default=64)
     enc.add_argument("--shard-size", type=_positive, default=4096, help="images per resumable shard")
-    enc.add_argument("--workers", type=_positive, help="Ray workers (default: one per GPU, else per CPU); with "
-                                                        "--no-ray, image-decoding processes")
+    enc.add_argument("--workers", type=_non_negative, help="Ray workers (default: one per GPU, else per CPU); with "
+                                                            "--no-ray, image-decoding processes (0: none)")
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(handler=_encode)
 

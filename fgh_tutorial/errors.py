@@ -1,104 +1,102 @@
-"""How the command line reports a failure, for every command (``run_command`` wraps each handler):
+"""The errors of the package: one family, so that every caller (the command line among them) can
+tell a failure the user can fix from a bug. The bottom layer: imports nothing of the package.
 
-    an expected failure   bad input, a missing or damaged file, a bad image, a device this
-                          machine lacks, a run folder in use or holding another run, no space,
-                          no network: one line ``error: ...`` on stderr, exit status 2
-    Ctrl-C                one line, exit status 130 (a training run continues with --resume)
-    anything else (a bug) one line naming the log file that holds the traceback, exit status 1
-    --debug / FGH_DEBUG=1 the traceback too
+    FghError(ValueError)      a failure the user can fix; the message names the file or the
+                              argument and says what to do
+      BadOption               an argument or option value: bits, k, a learning rate, an image
+                              size, an output path (BadOptionType: of the wrong type, also a TypeError)
+      BadData                 the images: an unreadable folder, no images, no queries, a file that
+                              does not decode, data that changed since a run was trained
+      BadFile                 a file the package reads: damaged, truncated, of another kind or
+                              width, or in use by another writer (MissingFile: not there, also
+                              a FileNotFoundError)
+      EnvironmentFailure      what this machine or its network lacks: space, memory, a connection,
+                              a cluster that does not answer (Timeout: waited too long)
 
-Library warnings are printed as one line ``warning: ...``.
+``environment_failure(err)`` turns the raw errors of the system and of torch (no space left,
+``torch.save``'s RuntimeError on a full disk, out of memory, no network) into an
+EnvironmentFailure with its own message, or returns None for anything else.
 """
 from __future__ import annotations
 
-import os
+import errno
 import re
-import sys
-import tempfile
-import traceback
-import warnings
-
-EXIT_USER, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
 
 
-def _expected_types() -> tuple:
-    from .data.download import ChecksumError, DownloadError
-    from .runlock import RunLocked
-
-    return (ValueError, OSError, ChecksumError, DownloadError, RunLocked)
+class FghError(ValueError):
+    """A failure the user can fix; the message names the file or argument and what to do."""
 
 
-def one_line(err: BaseException) -> str:
-    """The message of ``err`` on one line. A DataLoader worker's error carries the worker's
-    traceback in its message: the original message is its last line."""
-    text = str(err).strip() or type(err).__name__
-    if "Original Traceback" in text or "Traceback (most recent call last)" in text:
-        last = [line for line in text.splitlines() if line.strip()][-1]
-        text = re.sub(r"^[\w.]+(Error|Exception|Warning): ", "", last.strip())
-    return " ".join(text.split())
+class BadOption(FghError):
+    """An argument or option value that cannot be used."""
 
 
-def user_message(err: BaseException) -> str | None:
-    """The one-line message of an expected failure, or None for a bug."""
-    import torch
+class BadOptionType(BadOption, TypeError):
+    """An argument of the wrong type."""
 
-    if isinstance(err, torch.cuda.OutOfMemoryError):
-        return ("the GPU ran out of memory: use a smaller --batch-size or --image-size, or --device cpu "
-                f"({one_line(err)[:160]})")
-    if isinstance(err, RuntimeError) and re.search(r"CUDA (error|driver)|no CUDA GPUs|NVIDIA driver", str(err)):
-        return f"CUDA failed ({one_line(err)[:200]}): check the GPU driver, or use --device cpu"
-    if isinstance(err, OSError) and err.strerror and err.filename:  # the system's own errors: no space, no permission
-        return f"{err.filename}: {err.strerror}"
-    if isinstance(err, _expected_types()):
-        return one_line(err)
+
+class BadData(FghError):
+    """Images or a dataset that cannot be used as they are."""
+
+
+class BadFile(FghError):
+    """A file that is damaged, of another kind, or in use."""
+
+
+class MissingFile(BadFile, FileNotFoundError):
+    """A file or folder that is not there."""
+
+
+class EnvironmentFailure(FghError):
+    """Something this machine or its network lacks: space, memory, a connection."""
+
+
+class Timeout(EnvironmentFailure):
+    """A dependency did not answer in time."""
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# torch.save reports a failed write as a RuntimeError of its zip writer, not as an OSError
+_TORCH_WRITE = re.compile(r"file write failed|unexpected pos \d+|PytorchStreamWriter failed|No space left on device")
+_CUDA = re.compile(r"CUDA (error|driver)|no CUDA GPUs|NVIDIA driver")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:200]
+
+
+def no_space(path, err: BaseException | None = None) -> EnvironmentFailure:
+    why = f" ({getattr(err, 'strerror', None) or _first_line(err)})" if err is not None else ""
+    return EnvironmentFailure(f"{path}: no space left on its device{why}; free some space, or write elsewhere")
+
+
+def environment_failure(err: BaseException, path=None) -> EnvironmentFailure | None:
+    """The EnvironmentFailure that ``err`` means (``path``: the file being written), or None."""
+    if isinstance(err, EnvironmentFailure):
+        return err
+    where = path or getattr(err, "filename", None) or "a file"
+    if isinstance(err, OSError) and err.errno in NO_SPACE:
+        return no_space(where, err)
+    if isinstance(err, RuntimeError) and _TORCH_WRITE.search(str(err)):
+        return no_space(where, err)
+    if type(err).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch
+        return EnvironmentFailure(f"the GPU ran out of memory: use a smaller --batch-size or --image-size, or "
+                                  f"--device cpu ({_first_line(err)[:160]})")
+    if isinstance(err, MemoryError):
+        return EnvironmentFailure("out of memory: use a smaller --batch-size or --image-size, or a machine with more "
+                                  f"memory ({_first_line(err)})")
+    if isinstance(err, RuntimeError) and _CUDA.search(str(err)):
+        return EnvironmentFailure(f"CUDA failed ({_first_line(err)}): check the GPU driver, or use --device cpu")
+    import socket
+    import urllib.error
+
+    if isinstance(err, (urllib.error.URLError, socket.gaierror, socket.timeout, ConnectionError)):
+        reason = getattr(err, "reason", None) or _first_line(err)
+        return EnvironmentFailure(f"no network connection ({reason}): check the connection or proxy, or use local "
+                                  "files instead (the message before says which)")
     return None
 
 
-def write_log(err: BaseException, argv=None) -> str:
-    """Write the traceback of ``err`` with the command and versions to a temporary file; its path."""
-    import platform
-
-    import torch
-
-    fd, path = tempfile.mkstemp(prefix="fgh_tutorial-error-", suffix=".log")
-    with os.fdopen(fd, "w") as f:
-        f.write(f"command: python -m fgh_tutorial {' '.join(argv or sys.argv[1:])}\n")
-        f.write(f"python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}\n\n")
-        f.write("".join(traceback.format_exception(type(err), err, err.__traceback__)))
-    return path
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"warning: {one_line(message) if isinstance(message, Warning) else message}", file=sys.stderr)
-
-
-def run_command(handler, args, debug: bool = False, argv=None) -> int:
-    """Run one command's handler with the failure reporting described above."""
-    debug = debug or os.environ.get("FGH_DEBUG", "") not in ("", "0")
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        try:
-            return handler(args)
-        except KeyboardInterrupt:
-            if debug:
-                traceback.print_exc()
-            print("interrupted (an interrupted training run continues from its last checkpoint with --resume)",
-                  file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except Exception as err:  # noqa: BLE001 - every failure ends here, reported as described above
-            if debug:
-                traceback.print_exc()
-            message = user_message(err)
-            if message is not None:
-                print(f"error: {message}", file=sys.stderr)
-                return EXIT_USER
-            try:
-                where = f"the full report is in {write_log(err, argv)}"
-            except OSError:
-                where = "no report could be written"
-            print(f"error: unexpected {type(err).__name__}: {one_line(err)[:300]} ({where}; rerun with --debug "
-                  "to see the traceback)", file=sys.stderr)
-            return EXIT_BUG
-
-
-__all__ = ["EXIT_BUG", "EXIT_INTERRUPTED", "EXIT_USER", "one_line", "run_command", "user_message", "write_log"]
+__all__ = ["BadData", "BadFile", "MissingFile", "BadOption", "BadOptionType", "EnvironmentFailure", "FghError", "NO_SPACE", "Timeout",
+           "environment_failure", "no_space"]

@@ -13,64 +13,55 @@ run's files) or ``resume`` (continue, only when the settings and the data are th
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 from .data.fingerprint import compare, splits_fingerprint
+from .errors import BadData, BadFile, MissingFile
+from .files import file_digest, read_json, remove_temporaries, write_json
 from .runlock import describe_lock, lock_holder
 
 FORMAT = 1
 CONFIG, MANIFEST = "config.json", "manifest.json"
 RUN_FILES = (CONFIG, "model.pt", "db_codes.npz", "metrics.json", "skipped_images.json", "checkpoints")
+# features.npz (frozen mode) survives --force: it is checked on every read (fingerprint, width, labels) and
+# computed again when it does not fit, so a damaged cache never fails a retry
 RESUMABLE = ("device", "workers")  # settings that may differ when a run is resumed (results do not depend on them)
 NOT_SETTINGS = ("data_fingerprint", "format", "n_classes")  # compared as the data, not as settings
 
 
-class RunFolderError(ValueError):
+class RunFolderError(BadFile):
     """A run folder that cannot be used as asked; the message says what to do."""
 
 
-# ---------------------------------------------------------------- JSON files
-def write_json(path, obj) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically (a crash leaves the old file or the new one)."""
-    path = Path(path)
-    try:
-        text = json.dumps(obj, indent=1, allow_nan=False, sort_keys=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"cannot write {path}: the values are not plain JSON ({err})") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+class DataChanged(RunFolderError, BadData):
+    """The data of a run is not the data it was trained on."""
 
 
-def read_json(path) -> dict:
-    """A JSON object from ``path``, with errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing")
+def holds_run(folder) -> bool:
+    """Whether ``folder`` holds a run of ``train`` (finished, unfinished, or being written)."""
+    folder = Path(folder)
+    if (folder / MANIFEST).is_file():
+        return True
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise RunFolderError(f"{path} is damaged (not valid JSON: {err})") from None
-    if not isinstance(obj, dict):
-        raise RunFolderError(f"{path} is damaged (a JSON object was expected)")
-    return obj
+        config = json.loads((folder / CONFIG).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"method", "bits", "dataset"} <= set(config)
+
+
+def enclosing_run(path) -> Path | None:
+    """The run folder that holds ``path`` (the path itself or a folder above it), or None."""
+    path = Path(path).expanduser().absolute()
+    for folder in (path, *path.parents):
+        if folder.is_dir() and holds_run(folder):
+            return folder
+    return None
 
 
 def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 # ---------------------------------------------------------------- settings and data
@@ -155,7 +146,7 @@ def begin_run(folder, config: dict, force: bool = False, resume: bool = False, w
 def _old_config(folder, state):
     try:
         return read_json(folder / MANIFEST).get("config") if state == "complete" else read_json(folder / CONFIG)
-    except (FileNotFoundError, RunFolderError):
+    except (FileNotFoundError, BadFile):
         return None
 
 
@@ -166,7 +157,7 @@ def clear_run(folder) -> None:
     if (folder / MANIFEST).exists():
         try:
             listed = list(read_json(folder / MANIFEST).get("files", {}))
-        except RunFolderError:
+        except BadFile:
             pass
         (folder / MANIFEST).unlink()
     for name in dict.fromkeys([*listed, *RUN_FILES]):
@@ -177,13 +168,13 @@ def clear_run(folder) -> None:
             shutil.rmtree(path)
         elif path.exists() or path.is_symlink():
             path.unlink()
-    for tmp in folder.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+    remove_temporaries(folder)
 
 
 def finish_run(folder, config: dict, files, **extra) -> Path:
     """Write the manifest (last): the settings, and the digest of each of ``files``."""
     folder = Path(folder)
+    remove_temporaries(folder)  # of writes interrupted before a resume: the finished run holds none
     digests = {str(name): {"sha256": sha256(folder / name), "size": (folder / name).stat().st_size}
                for name in [CONFIG, *files]}
     return write_json(folder / MANIFEST, {"format": FORMAT, "config": config, "files": digests, **extra})
@@ -194,7 +185,7 @@ def check_run(folder) -> dict:
     """The manifest of a complete, unchanged run in ``folder``, or a clear error."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is a file, not a run folder" if folder.exists() else
+        raise MissingFile(f"{folder} is a file, not a run folder" if folder.exists() else
                                 f"run folder {folder} does not exist")
     if not (folder / MANIFEST).exists():
         holder = lock_holder(folder)
@@ -204,7 +195,7 @@ def check_run(folder) -> dict:
             raise RunFolderError(f"{folder} holds an unfinished run (no {MANIFEST}: it was interrupted): continue it with "
                                  f"'python -m fgh_tutorial train --resume --out {folder}' and the same settings, or start "
                                  "over with --force")
-        raise FileNotFoundError(f"{folder / MANIFEST} is missing: is {folder} a run folder of 'python -m fgh_tutorial train'?")
+        raise MissingFile(f"{folder / MANIFEST} is missing: is {folder} a run folder of 'python -m fgh_tutorial train'?")
     manifest = read_json(folder / MANIFEST)
     if manifest.get("format") != FORMAT or not isinstance(manifest.get("config"), dict) \
             or not isinstance(manifest.get("files"), dict):
@@ -223,10 +214,11 @@ def check_data(folder, recorded: dict, current: dict) -> list[str]:
     """Raise when the data differs from the data the run was trained on; returns warnings."""
     changed, warnings = compare(recorded or {}, current)
     if changed:
-        raise RunFolderError(f"the data changed since the run in {folder} was trained ({'; '.join(changed)}): its "
+        raise DataChanged(f"the data changed since the run in {folder} was trained ({'; '.join(changed)}): its "
                              "database codes belong to other images. Restore the data, or train again with --force")
     return [f"the data of {folder}: {w} differ since training (files touched or copied?)" for w in warnings]
 
 
-__all__ = ["CONFIG", "MANIFEST", "RunFolderError", "begin_run", "check_data", "check_run", "clear_run",
-           "data_fingerprint", "describe", "finish_run", "read_json", "run_state", "sha256", "write_json"]
+__all__ = ["CONFIG", "DataChanged", "MANIFEST", "RunFolderError", "begin_run", "check_data", "check_run", "clear_run",
+           "data_fingerprint", "describe", "enclosing_run", "finish_run", "holds_run", "read_json", "run_state", "sha256",
+           "write_json"]

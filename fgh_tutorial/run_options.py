@@ -19,9 +19,12 @@ and is not written into config.json, so the runs made before these options still
 """
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from dataclasses import replace
 
+from .errors import BadOption, BadOptionType, MissingFile
 from .models.backbones import NAMES as BACKBONES, RESNETS, build_backbone
 from .training.asymmetric import AsymmetricConfig
 from .training.frozen import FROZEN_METHODS
@@ -34,14 +37,19 @@ FROZEN_DEFAULTS = {"iterations": 60, "epochs": 2, "samples": 4000, "optimizer": 
 
 
 def parse_lengths(bits) -> tuple:
-    """Code lengths from 48, "12,24,32,48" or a sequence; each in 1..1024, together at most 1024."""
+    """Code lengths from 48, "12,24,32,48" or a sequence; each in 1..1024, together at most 1024,
+    each length once (a run's segments are chosen by their length)."""
     items = bits.split(",") if isinstance(bits, str) else (list(bits) if isinstance(bits, (list, tuple)) else [bits])
     try:
         lengths = tuple(int(str(b).strip()) for b in items)
     except ValueError:
-        raise ValueError(f"bits must be code lengths like 48 or 12,24,32,48, got {bits!r}") from None
+        raise BadOption(f"bits must be code lengths like 48 or 12,24,32,48, got {bits!r}") from None
     if not lengths or any(b < 1 or b > 1024 for b in lengths) or sum(lengths) > 1024:
-        raise ValueError(f"bits must be code lengths in 1..1024 (at most 1024 in all), got {bits!r}")
+        raise BadOption(f"bits must be code lengths in 1..1024 (at most 1024 in all), got {bits!r}")
+    twice = sorted({b for b in lengths if lengths.count(b) > 1})
+    if twice:
+        raise BadOption(f"bits {','.join(map(str, lengths))}: each code length once (a run's codes are chosen by "
+                        f"their length; {', '.join(map(str, twice))} is given twice)")
     return lengths
 
 
@@ -54,7 +62,7 @@ def columns(lengths, bits: int) -> slice:
     """The code columns of the ``bits``-bit segment."""
     lengths = tuple(lengths)
     if bits not in lengths:
-        raise ValueError(f"this run has {', '.join(map(str, lengths))}-bit codes, not {bits}")
+        raise BadOption(f"this run has {', '.join(map(str, lengths))}-bit codes, not {bits}")
     start = sum(lengths[:lengths.index(bits)])
     return slice(start, start + bits)
 
@@ -64,20 +72,26 @@ def chosen(options: dict) -> dict:
     out = {k: v for k, v in options.items() if v is not None and v is not False}
     unknown = sorted(set(out) - set(OPTIONS))
     if unknown:
-        raise TypeError(f"unknown run options: {', '.join(unknown)}")
+        raise BadOptionType(f"unknown run options: {', '.join(unknown)}")
     if "backbone" in out and out["backbone"] not in BACKBONES:
-        raise ValueError(f"backbone must be one of {BACKBONES}, got {out['backbone']!r}")
+        raise BadOption(f"backbone must be one of {BACKBONES}, got {out['backbone']!r}")
     if "weights" in out:
         if not os.path.isfile(out["weights"]):
-            raise FileNotFoundError(f"weights file not found: {out['weights']}")
+            raise MissingFile(f"weights file not found: {out['weights']}")
         out["weights"] = os.path.abspath(out["weights"])
     if "schedule" in out and out["schedule"] not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {out['schedule']!r}")
-    for key in ("image_size", "batch_size"):
-        if key in out and int(out[key]) < 1:
-            raise ValueError(f"{key} must be a positive integer, got {out[key]!r}")
-    if "lr" in out and not float(out["lr"]) > 0:
-        raise ValueError(f"lr must be positive, got {out['lr']!r}")
+        raise BadOption(f"schedule must be one of {SCHEDULES}, got {out['schedule']!r}")
+    for key, least in (("image_size", 1), ("batch_size", 1), ("workers", 0)):
+        value = out.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least):
+            raise BadOption(f"--{key.replace('_', '-')} must be an integer of at least {least}, got {value!r}")
+    if "lr" in out:
+        try:
+            lr = float(out["lr"])
+        except (TypeError, ValueError):
+            raise BadOption(f"--lr must be a number, got {out['lr']!r}") from None
+        if not (math.isfinite(lr) and lr > 0):
+            raise BadOption(f"--lr must be a positive, finite number, got {out['lr']!r}")
     return out
 
 
@@ -99,7 +113,7 @@ def run_backbone(config: dict, profile, load: bool = False):
 
 def check_frozen(system, config: dict) -> None:
     if config.get("freeze_backbone") and (system.arch != "hashing" or system.method not in FROZEN_METHODS):
-        raise ValueError(f"--freeze-backbone trains a hash layer on pooled features: --method must be one of "
+        raise BadOption(f"--freeze-backbone trains a hash layer on pooled features: --method must be one of "
                          f"{list(FROZEN_METHODS)}, got {system.name!r}")
 
 

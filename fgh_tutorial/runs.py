@@ -17,7 +17,6 @@ run is complete or visibly incomplete; ``evaluate`` and ``query`` check it and t
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -25,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checks import check_image_files, check_output_folder, check_sizes, check_splits
 from .data import course_splits, default_transform, open_image, skipped_images
 from .data.images import check_policy
+from .errors import BadFile, BadOption
 from .manifest import (RunFolderError, begin_run, check_data, check_run, data_fingerprint, describe, finish_run,
                        read_json, write_json)
 from .models.device import check_device
@@ -39,7 +40,11 @@ from .training.profiles import get_profile, seed_everything
 from .runlock import RunLock
 from .run_options import (check_frozen, chosen, columns, parse_lengths, per_length, run_backbone, run_config,
                           run_lengths, run_profile)
-from .training.frozen import encode_features, train_frozen
+from .training.frozen import FEATURE_BATCH, encode_features, train_frozen
+
+# what train writes into its folder (with a temporary file beside each): their names must fit the filesystem
+RUN_WRITES = ("config.json", "model.pt", "db_codes.npz", "metrics.json", "skipped_images.json", "manifest.json",
+              "features.npz", ".lock", "checkpoints/asymmetric.pt", "checkpoints/triplets.pt")
 
 
 def _profile(config):
@@ -67,7 +72,7 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
     ``options``: backbone, weights, image_size, lr, batch_size, schedule, workers, freeze_backbone,
     positives, compile (run_options.py)."""
     if force and resume:
-        raise ValueError("force and resume exclude each other: start over (force) or continue (resume)")
+        raise BadOption("force and resume exclude each other: start over (force) or continue (resume)")
     system = get_system(method)
     lengths = parse_lengths(bits)
     config = {"dataset": dataset, "data": str(data) if data else None, "bits": sum(lengths), "method": method,
@@ -79,8 +84,11 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
     if device is None and prof.device == "cuda" and not torch.cuda.is_available():
         prof = replace(prof, device="cpu")
     if dist is not None:  # one GPU per process (LOCAL_RANK), or the CPU
-        if getattr(system, "trainer", "asymmetric") != "asymmetric" or config.get("freeze_backbone"):
-            raise ValueError(f"--method {method}: data-parallel training (torchrun) runs the asymmetric systems only")
+        if config.get("freeze_backbone"):
+            raise BadOption("--freeze-backbone trains one hash layer on cached features in one process: run it without "
+                            "torchrun (python -m fgh_tutorial train ...)")
+        if getattr(system, "trainer", "asymmetric") != "asymmetric":
+            raise BadOption(f"--method {method}: data-parallel training (torchrun) runs the asymmetric systems only")
         prof = replace(prof, device=str(dist.device))
     main = dist is None or dist.is_main
     progress = progress and main
@@ -90,11 +98,15 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out} is a file, not a folder")
+    if main:  # before any work: the folder, the names of its files, the memory of a batch
+        check_output_folder(out, RUN_WRITES)
+    check_sizes(prof.image_size, max(cfg.batch_size, FEATURE_BATCH) if config.get("freeze_backbone") else cfg.batch_size)
     with RunLock(out) if main else contextlib.nullcontext():
         if main:
             begin_run(out, config, force, resume, write=False)  # refuse at once, before loading the data
         seed_everything(prof.seed, prof.threads)
         splits = course_splits(prof, progress=progress, on_bad_image=on_bad_image)
+        check_splits(splits, prof.data_root)
         (db_x, db_y), (q_x, q_y), val = splits["train"], splits["test"], splits["val"]
         config["n_classes"] = int(max(db_y.max(), q_y.max())) + 1
         config["data_fingerprint"] = data_fingerprint(prof, splits)
@@ -139,7 +151,7 @@ def load_run(run):
     run = Path(run)
     config = check_run(run)["config"]
     prof = replace(_profile(config), device="cpu")
-    _, labels = run_database(run)
+    _, labels = run_database(run, config)
     model = _model(config, prof, config.get("n_classes") or int(labels.max()) + 1, load=True)
     try:
         model.load_state_dict(load_checkpoint(run / "model.pt"))
@@ -149,18 +161,25 @@ def load_run(run):
     return config, model.eval(), prof
 
 
-def run_database(run) -> tuple[np.ndarray, np.ndarray]:
-    """(database codes +-1 int8, database labels) of a run folder."""
+def run_database(run, config: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(database codes +-1 int8, database labels) of a run folder; with the run's ``config``, the
+    codes' width is checked against its code lengths."""
     path = Path(run) / "db_codes.npz"
-    words, bits, extra = load_codes(path)
+    words, bits, extra = load_codes(path, None if config is None else int(config["bits"]))
     if "labels" not in extra or len(extra["labels"]) != len(words):
-        raise ValueError(f"{path} holds no database labels for its {len(words)} codes")
+        raise BadFile(f"{path} holds no database labels for its {len(words)} codes")
     return unpack_codes(words, bits), extra["labels"]
 
 
-def _skipped(run) -> list:
+def skipped_files(run) -> list:
+    """The image files a run left out (``--on-bad-image skip``), as its skipped_images.json lists them."""
     path = Path(run) / "skipped_images.json"
-    return [item["path"] for item in json.loads(path.read_text())] if path.exists() else []
+    if not path.exists():
+        return []
+    items = read_json(path, list)
+    if not all(isinstance(item, dict) and isinstance(item.get("path"), str) for item in items):
+        raise BadFile(f"{path} is damaged: a list of {{'path', 'reason'}} entries was expected")
+    return [item["path"] for item in items]
 
 
 def run_splits(run, config, prof, strict: bool = True) -> dict | None:
@@ -169,7 +188,7 @@ def run_splits(run, config, prof, strict: bool = True) -> dict | None:
     alone and a real dataset that cannot be read only warns (returns None then)."""
     recorded = config.get("data_fingerprint", {})
     try:
-        splits = course_splits(prof, exclude=_skipped(run)) if strict or prof.dataset != "synthetic" else None
+        splits = course_splits(prof, exclude=skipped_files(run)) if strict or prof.dataset != "synthetic" else None
     except (FileNotFoundError, ValueError) as err:
         warnings.warn(f"cannot check the data of {run} against its fingerprint: {err}", stacklevel=2)
         return None
@@ -190,7 +209,7 @@ def evaluate_run(run, encode_database: bool = False) -> dict:
     config, model, prof = load_run(run)
     splits = run_splits(run, config, prof)
     (db_x, db_y), (q_x, q_y) = splits["train"], splits["test"]
-    codes, labels = run_database(run)
+    codes, labels = run_database(run, config)
     db_codes, db_y = (encode(model, db_x), db_y) if encode_database else (codes, labels)
     metrics = per_length(_metrics, encode(model, q_x), db_codes, q_y, db_y, run_lengths(config))
     return {**metrics, "database_codes": "network" if encode_database else "V"}
@@ -199,27 +218,25 @@ def evaluate_run(run, encode_database: bool = False) -> dict:
 def query_run(run, images, k: int = 10, bits: int | None = None) -> list:
     """Top-k database items of each image file: [(path, [(db index, label, distance), ...])];
     ``bits``: the code length to search with, in a run of several (default: the longest)."""
-    from .retrieval.index import HammingIndex
+    from .retrieval.index import HammingIndex, check_k
 
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_k(k)
     images = [images] if isinstance(images, (str, Path)) else list(images)
     if not images:
-        raise ValueError("images: give at least one image file")
+        raise BadOption("images: give at least one image file")
     config, model, prof = load_run(run)
-    missing = [str(p) for p in images if not Path(p).is_file()]
-    if missing:
-        raise FileNotFoundError(f"image(s) not found: {', '.join(missing)}")
+    images = check_image_files(images)
+    lengths = run_lengths(config)
+    cols = columns(lengths, max(lengths) if bits is None else int(bits))
     run_splits(run, config, prof, strict=False)
     transform = default_transform(prof.image_size)
     x = torch.stack([transform(open_image(p)) for p in images])
-    lengths = run_lengths(config)
-    cols = columns(lengths, max(lengths) if bits is None else int(bits))
-    codes, labels = run_database(run)
+    codes, labels = run_database(run, config)
     index = HammingIndex(cols.stop - cols.start).add(np.ascontiguousarray(codes[:, cols]))
     dist, ids = index.search(np.ascontiguousarray(encode(model, x)[:, cols]), k)
     return [(str(p), [(int(i), int(labels[i]), int(d)) for i, d in zip(row_i, row_d)])
             for p, row_i, row_d in zip(images, ids, dist)]
 
 
-__all__ = ["SYSTEMS", "evaluate_run", "load_run", "query_run", "run_database", "run_splits", "train_run"]
+__all__ = ["RUN_WRITES", "SYSTEMS", "evaluate_run", "load_run", "query_run", "run_database", "run_splits", "skipped_files",
+           "train_run"]

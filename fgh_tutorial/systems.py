@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from .errors import BadOption
 from .models import build_network
 from .training.asymmetric import AsymmetricConfig, train_asymmetric
 from .training.dnnh import train_dnnh
@@ -80,7 +81,7 @@ def get_system(name: str) -> System:
     for s in SYSTEMS.values():
         if name in (s.name, s.label):
             return s
-    raise ValueError(f"unknown system {name!r}; choose one of {list(SYSTEMS)}")
+    raise BadOption(f"unknown system {name!r}; choose one of {list(SYSTEMS)}")
 
 
 def describe() -> str:

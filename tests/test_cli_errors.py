@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fgh_tutorial import cli
-from fgh_tutorial.errors import one_line, run_command, user_message
+from fgh_tutorial.reporting import one_line, run_command, user_message
 
 
 def _lines(text):
@@ -82,7 +82,7 @@ def test_messages_of_every_kind_of_failure():
                            "a/b.png: cannot decode image (broken data stream)\n")
     assert user_message(worker) == "a/b.png: cannot decode image (broken data stream)"
     assert user_message(OSError(28, "No space left on device", "/runs/x/model.pt")) == \
-        "/runs/x/model.pt: No space left on device"
+        "/runs/x/model.pt: no space left on its device (No space left on device); free some space, or write elsewhere"
     assert user_message(PermissionError(13, "Permission denied", "/runs")) == "/runs: Permission denied"
     for err in (ChecksumError("md5"), DownloadError("net"), RunLocked("busy"), ValueError("v"), FileNotFoundError("f")):
         assert user_message(err) == str(err)

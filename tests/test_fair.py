@@ -122,6 +122,7 @@ def tiny_course(monkeypatch, tmp_path):
         cached.cache_clear()
 
 
+@pytest.mark.slow  # trains a tiny course model per variant and every arm
 def test_every_arm_of_the_fair_test_runs_and_reads_both_query_kinds(tiny_course):
     fair = tiny_course
     for arm in fair.ARMS:
@@ -135,6 +136,7 @@ def test_every_arm_of_the_fair_test_runs_and_reads_both_query_kinds(tiny_course)
     assert fair.settings(["adsh"], ["default"]) == [{"data": "default", "arm": "adsh", **fair.BUDGET}]
 
 
+@pytest.mark.slow
 def test_each_variant_has_its_own_course_model(tiny_course):
     from fgh_tutorial.training.cache import cache_dir
 

@@ -185,16 +185,18 @@ def test_index_triton_backend_equals_numba():
 
 
 def test_device_rules_and_errors():
+    from fgh_tutorial.errors import BadOption, EnvironmentFailure
+
     assert gpu.device_for(None, np.zeros(3), torch.zeros(3)) is None
     assert gpu.device_for("cpu") is None
     with pytest.raises(ValueError, match="device must be"):
         gpu.device_for("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA device"):
+        with pytest.raises(EnvironmentFailure, match="no CUDA device"):
             gpu.device_for("cuda")
-        with pytest.raises(RuntimeError, match="no CUDA device"):
+        with pytest.raises(EnvironmentFailure, match="no CUDA device"):
             HammingIndex(12, device="cuda")
-        with pytest.raises(RuntimeError, match="no CUDA device"):
+        with pytest.raises(EnvironmentFailure, match="no CUDA device"):
             metrics.mean_average_precision(np.ones((1, 12)), np.ones((2, 12)), [0], [0, 1], device="cuda")
     tq = gpu.to_device(np.zeros((2, 1), np.uint64), CPU)
     with pytest.raises(TypeError, match="db_words"):
@@ -213,5 +215,5 @@ def test_device_rules_and_errors():
     hot, mode = gpu.labels_to_device(torch.tensor([[0, 1], [1, 1]]), CPU)  # multi-hot rows: packed as bits
     assert mode == 2 and hot.tolist() == [[2], [3]]
     if not gpu.interpreted():  # CPU tensors without the interpreter: a plain error, not a crash
-        with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        with pytest.raises(BadOption, match="TRITON_INTERPRET=1"):
             gpu.topk(tq, tq, 1)

@@ -48,7 +48,7 @@ def imported_units(path: Path, package: Path = PACKAGE) -> set:
 
 def test_the_documented_layers_are_the_package():
     listed = [name for layer in documented_layers() for name in layer]
-    assert listed[:2] == ["retrieval", "data"] and listed[-1] == "cli", listed
+    assert listed[:2] == ["errors", "files"] and listed[2:4] == ["retrieval", "data"] and listed[-1] == "cli", listed
     assert len(listed) == len(set(listed))
     present = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     present |= {p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")}

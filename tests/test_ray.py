@@ -97,7 +97,7 @@ def test_sharded_index_equals_hamming_index(local_ray, bits, shards):
                 ref_d, ref_i = single.search(q, k)
                 assert np.array_equal(d, ref_d) and np.array_equal(i, ref_i), (n, seed, k)
     assert sharded.ntotal == single.ntotal == 213 and sharded.sizes.max() - sharded.sizes.min() <= 1
-    with pytest.raises(ValueError, match="k must be at least 1"):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
         sharded.search(q, 0)
     with pytest.raises(ValueError, match="queries"):
         sharded.search(np.ones((2, bits + 1), np.int8), 3)
@@ -121,6 +121,44 @@ def test_sharded_index_saves_and_loads(local_ray, tmp_path):
     with pytest.raises(FileNotFoundError, match="index.json"):
         ShardedIndex.load(tmp_path)
     sharded.close()
+
+
+def test_sharded_index_checks_k_its_state_and_reports_shard_errors_in_one_line(local_ray, tmp_path):
+    import time
+
+    from fgh_tutorial.errors import BadFile, BadOption, Timeout
+    from fgh_tutorial.retrieval.codes import save_codes
+    from fgh_tutorial.retrieval.ray_cluster import gather
+
+    codes = tied_codes(np.random.default_rng(3), 20, 12)
+    index = ShardedIndex(12, shards=2).add(codes)
+    for k in (2.5, 0, True):
+        with pytest.raises(BadOption, match="k must be a positive integer"):
+            index.search(codes[:2], k)
+    index.close()
+    for call in (lambda: index.add(codes), lambda: index.search(codes[:2], 3), lambda: index.save(tmp_path / "x")):
+        with pytest.raises(BadOption, match="closed"):
+            call()
+    assert "closed" in repr(index)
+    folder = tmp_path / "db"
+    folder.mkdir()
+    save_codes(folder / "shard-00000.npz", pack_codes(codes[:3]), 12, ids=np.array([0, 2, 1]))  # ids out of order
+    (folder / "index.json").write_text(json.dumps({"bits": 12, "ntotal": 3, "files": ["shard-00000.npz"]}))
+    with pytest.raises(BadFile) as err:  # raised in the shard's actor, arrives as the shard raised it
+        ShardedIndex.load(folder)
+    assert str(err.value).endswith("shard-00000.npz: a shard file needs 'ids', one per code, increasing")
+    assert "Traceback" not in str(err.value) and len(str(err.value).splitlines()) == 1
+    with pytest.raises(BadOption, match="needs 3 CPUs"):  # a shard per core, more shards than cores
+        ShardedIndex(12, shards=3, cpus_per_shard=1)
+
+    @local_ray.remote
+    def slow():
+        time.sleep(30)
+
+    start = time.perf_counter()
+    with pytest.raises(Timeout, match="no answer within 0.5 s"):
+        gather(local_ray, slow.remote(), "waiting", timeout=0.5)
+    assert time.perf_counter() - start < 10
 
 
 # ---------------------------------------------------------------- encoding a folder
@@ -193,6 +231,15 @@ def test_encoding_resumes_by_shard(local_ray, run, folder, tmp_path, monkeypatch
     resumed = ef.encode_folder(run, folder, tmp_path / "again.npz", batch_size=4, shard_size=8, ray=False, progress=False)
     assert calls == [8, 7]  # shards 2 and 3 of 8, 8, 7 images; the finished one is not encoded again
     assert np.array_equal(load_codes(resumed)[0], load_codes(full)[0])
+
+
+def test_workers_ray_cannot_place_are_refused_at_once(local_ray, run, folder, tmp_path):
+    from fgh_tutorial.encode_folder import encode_folder
+    from fgh_tutorial.errors import BadOption
+
+    with pytest.raises(BadOption, match="--workers 8 needs 8 CPUs .* has 2: use --workers 2 or fewer"):
+        encode_folder(run, folder, tmp_path / "c.npz", batch_size=4, shard_size=8, workers=8, progress=False)
+    assert not (tmp_path / "c.npz").exists() and not (tmp_path / "c.parts").exists()
 
 
 @pytest.mark.slow  # trains a run first

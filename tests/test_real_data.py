@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from fgh_tutorial.data import DatasetNotFound, load_dataset
-from fgh_tutorial.data.download import ChecksumError, download, download_and_extract
+from fgh_tutorial.data.download import ChecksumError, DownloadError, download, download_and_extract
+from fgh_tutorial.errors import BadFile
 from fgh_tutorial.data.images import BadImageError
 
 
@@ -156,9 +157,10 @@ def test_download_rejects_bad_checksum_and_missing_url(server, tmp_path):
     (serve / "f.bin").write_bytes(b"abc")
     with pytest.raises(ChecksumError, match="md5 is"):
         download(f"{url}/f.bin", tmp_path / "f.bin", "0" * 32, progress=False)
-    assert not (tmp_path / "f.bin").exists() and not (tmp_path / "f.bin.part").exists()
-    with pytest.raises(RuntimeError, match="could not download .*by hand"):
+    assert not (tmp_path / "f.bin").exists() and not list(tmp_path.glob(".*"))  # no temporary file left
+    with pytest.raises(DownloadError, match="could not download .*by hand"):
         download(f"{url}/nothing.bin", tmp_path / "n.bin", progress=False)
+    assert not (tmp_path / "n.bin").exists() and not list(tmp_path.glob(".*"))
 
 
 def test_cub_download_path_against_loopback(server, tmp_path, monkeypatch):
@@ -179,7 +181,7 @@ def test_extract_refuses_escaping_paths(tmp_path):
     from fgh_tutorial.data.download import extract
 
     make_tgz(tmp_path / "evil.tgz", {"../escape.txt": b"x"})
-    with pytest.raises(RuntimeError, match="outside"):
+    with pytest.raises(BadFile, match="outside"):
         extract(tmp_path / "evil.tgz", tmp_path / "out")
 
 

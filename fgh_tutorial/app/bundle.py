@@ -9,7 +9,6 @@ of ``retrieval/codes.py``, stored as int64 tensors), and is read with ``weights_
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from importlib import resources
@@ -19,10 +18,12 @@ import numpy as np
 import torch
 
 from ..data import SynthBirds, class_name, course_splits, default_transform, denormalize, normalize_batch, open_image, stack
+from ..errors import BadData, BadFile, BadOption, MissingFile
+from ..files import read_json
 from ..models import build_network
 from ..models.backbones import build_backbone
 from ..models.encode import encode
-from ..retrieval.codes import binarize, pack_codes, unpack_codes
+from ..retrieval.codes import binarize, check_words, pack_codes, unpack_codes
 from ..retrieval.metrics import mean_average_precision
 from ..systems import COURSE_SYSTEMS, AsymmetricConfig, get_system, train_systems
 from ..training.cache import load_or_train
@@ -128,27 +129,31 @@ def load_bundle(path=None, data_root: str | None = None) -> Bundle:
     real dataset (not needed for SynthBirds, whose images are drawn on demand)."""
     path = Path(path) if path else default_bundle_path()
     if not path.exists():
-        raise FileNotFoundError(f"no explorer bundle at {path}: build one with "
+        raise MissingFile(f"no explorer bundle at {path}: build one with "
                                 "fgh_tutorial.app.bundle.build_bundle(profile).save(path)")
     payload = load_checkpoint(path)
     if not isinstance(payload, dict) or payload.get("format") not in (1, BUNDLE_FORMAT):
-        raise ValueError(f"{path} is not an explorer bundle of format {BUNDLE_FORMAT}")
+        raise BadFile(f"{path} is not an explorer bundle of format {BUNDLE_FORMAT}")
     profile = Profile(**{**payload["profile"], "device": "cpu", "data_root": data_root})
     n_classes = int(payload["db_labels"].max()) + 1
     systems = {}
     for name, s in payload["systems"].items():
         model = build_network(s["arch"], build_backbone(profile.backbone), sum(s["lengths"]), n_classes)
         model.load_state_dict(_float(s["state"]))
-        systems[name] = TrainedSystem(name, model.eval(), _codes(payload["format"], s["codes"], sum(s["lengths"])),
+        systems[name] = TrainedSystem(name, model.eval(), _codes(payload["format"], s["codes"], sum(s["lengths"]),
+                                                                 f"{path}: the codes of {name}"),
                                tuple(s["lengths"]), s["arch"],
                                {int(b): v for b, v in s["map"].items()})
     return Bundle(profile, systems, payload["db_labels"].numpy(), payload["query_labels"].numpy())
 
 
-def _codes(fmt: int, stored: torch.Tensor, bits: int) -> np.ndarray:
+def _codes(fmt: int, stored: torch.Tensor, bits: int, name: str) -> np.ndarray:
     if fmt == 1:
         return 2 * np.unpackbits(stored.numpy(), axis=1, count=bits).astype(np.int8) - 1
-    return unpack_codes(stored.numpy().view(np.uint64), bits)
+    try:  # the width and the padding bits of the stored words, against the system's code lengths
+        return unpack_codes(check_words(stored.numpy().view(np.uint64), name, bits), bits)
+    except BadOption as err:
+        raise BadFile(str(err)) from None
 
 
 def build_bundle(profile: Profile | None = None, names=tuple(get_system(n).label for n in COURSE_SYSTEMS), lengths=(12, 24, 32, 48),
@@ -178,31 +183,47 @@ def system_map(system: TrainedSystem, query_images, query_labels, db_labels) -> 
 
 
 def bundle_from_runs(*runs) -> Bundle:
-    """A bundle over run folders of ``python -m fgh_tutorial train`` on the same dataset
-    (one system per run, named after its folder), to explore one's own trained runs."""
+    """A bundle over run folders of ``python -m fgh_tutorial train`` on the same data (one system
+    per run, named after its folder), to explore one's own trained runs.
+
+    Each run is read as ``evaluate`` reads it: its files checked against its manifest, its codes'
+    width against its code lengths, and its data against the fingerprint recorded at training
+    (a folder changed since then is refused: its images would not be the ones the codes belong
+    to), with the images the run skipped (``--on-bad-image skip``) left out again. All runs must
+    have been trained on the same data."""
+    from ..data.fingerprint import compare
     from ..run_options import run_lengths
-    from ..runs import load_run, run_database
+    from ..runs import load_run, run_database, run_splits
 
     if not runs:
-        raise ValueError("give at least one run folder")
-    systems, profile, labels = {}, None, None
+        raise BadOption("give at least one run folder")
+    systems, first, labels, splits = {}, None, None, None
     for run in runs:
         config, model, prof = load_run(run)
-        key = (prof.dataset, prof.image_size, prof.data_root)
-        if profile is not None and key != (profile.dataset, profile.image_size, profile.data_root):
-            raise ValueError(f"{run} was trained on {key[:2]}, the first run on {(profile.dataset, profile.image_size)}")
-        profile = profile or prof
-        codes, labels = run_database(run)
+        where = f"{prof.dataset} data at {prof.image_size} px" + (f" from {prof.data_root}" if prof.data_root else "")
+        if first is not None:
+            (run0, config0, prof0, where0) = first
+            diffs = compare(config0.get("data_fingerprint", {}), config.get("data_fingerprint", {}))[0]
+            if (prof.dataset, prof.image_size, prof.data_root) != (prof0.dataset, prof0.image_size, prof0.data_root) \
+                    or diffs:
+                raise BadData(f"{run} was trained on {where}, {run0} on {where0}"
+                              f"{' (' + '; '.join(diffs) + ')' if diffs else ''}: a bundle holds runs of the same data")
+        run_split = run_splits(run, config, prof)  # refuses changed data; leaves out the skipped images
+        codes, labels = run_database(run, config)
+        if len(codes) != len(run_split["train"][1]):
+            raise BadData(f"{run}: {len(codes)} database codes for the {len(run_split['train'][1])} database images of "
+                          "its data: train the run again with --force")
+        first, splits = first or (run, config, prof, where), splits or run_split
         name = Path(run).name
         if name in systems:
-            raise ValueError(f"two runs are named {name!r}: give runs in folders of different names")
+            raise BadOption(f"two runs are named {name!r}: give runs in folders of different names")
         metrics, lengths = Path(run) / "metrics.json", run_lengths(config)
-        scores = json.loads(metrics.read_text()) if metrics.exists() else {}
+        scores = read_json(metrics) if metrics.exists() else {}
         scores = ({int(b): m["map"] for b, m in scores["per_length"].items()} if "per_length" in scores
                   else {lengths[0]: scores["map"]} if scores else {})
         systems[name] = TrainedSystem(name, model, codes, lengths, get_system(config["method"]).arch, scores)
-    bundle = Bundle(profile, systems, labels, np.empty(0, np.int64))
-    bundle.query_labels = np.asarray(bundle._splits["test"][1])
+    bundle = Bundle(first[2], systems, labels, np.asarray(splits["test"][1]))
+    bundle.__dict__["_splits"] = splits  # the splits the codes were checked against (cached_property's slot)
     return bundle
 
 

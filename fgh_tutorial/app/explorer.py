@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import BadOption
 from ..attention.cam import CodeSimilarity, compute_cams
 from ..models.encode import encode
 from ..retrieval.index import HammingIndex
@@ -41,7 +42,7 @@ class TrainedSystem:
 
     def columns(self, bits: int) -> slice:
         if bits not in self.lengths:
-            raise ValueError(f"{self.name} has codes of {list(self.lengths)} bits, not {bits}")
+            raise BadOption(f"{self.name} has codes of {list(self.lengths)} bits, not {bits}")
         start = sum(self.lengths[:list(self.lengths).index(bits)])
         return slice(start, start + bits)
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import BadOption
 from ..retrieval.codes import hard_sign
 
 METHODS = ("channel_mean", "gradcam", "gradcam++", "eigencam", "layercam")
@@ -25,7 +26,7 @@ METHODS = ("channel_mean", "gradcam", "gradcam++", "eigencam", "layercam")
 def channel_mean_cam(fmap: torch.Tensor, size, eps: float = 1e-8) -> torch.Tensor:
     """FCAENet Eq. 3-4: (B, C, h, w) feature maps -> (B, H, W) maps in [0, 1]."""
     if fmap.ndim != 4:
-        raise ValueError(f"fmap must be (B, C, h, w), got shape {tuple(fmap.shape)}")
+        raise BadOption(f"fmap must be (B, C, h, w), got shape {tuple(fmap.shape)}")
     size = (size, size) if isinstance(size, int) else tuple(size)
     a = fmap.float().mean(1, keepdim=True)  # Eq. 3
     a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)[:, 0]
@@ -69,7 +70,7 @@ def _cam_class(method):
     classes = {"gradcam": pgc.GradCAM, "gradcam++": pgc.GradCAMPlusPlus, "eigencam": pgc.EigenCAM,
                "layercam": pgc.LayerCAM}
     if method not in classes:
-        raise ValueError(f"unknown CAM method {method!r}; choose one of {METHODS}")
+        raise BadOption(f"unknown CAM method {method!r}; choose one of {METHODS}")
     return classes[method]
 
 
@@ -89,7 +90,7 @@ def compute_cams(model, images: torch.Tensor, method: str = "channel_mean", targ
     """
     if method == "channel_mean":
         if layer is not None:
-            raise ValueError("channel_mean uses the backbone's last feature map; choose a gradient method for other layers")
+            raise BadOption("channel_mean uses the backbone's last feature map; choose a gradient method for other layers")
         return attention_maps(model, images).cpu().numpy()
     cls = _cam_class(method)
     layer = layer if layer is not None else model.backbone.features[-1]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import BadOption
 from .cam import attention_maps
 
 
@@ -46,11 +47,11 @@ MODES = ("grid", "anchors")
 def srem_mask(attention: torch.Tensor, num_regions: int = 50, region_size: int = 32, mode: str = "grid") -> torch.Tensor:
     """Algorithm 1 on a batch of attention maps (B, H, W): the mask M (B, H, W), 1 = kept."""
     if attention.ndim != 3:
-        raise ValueError(f"attention must be (B, H, W), got shape {tuple(attention.shape)}")
+        raise BadOption(f"attention must be (B, H, W), got shape {tuple(attention.shape)}")
     if num_regions < 0 or region_size < 1:
-        raise ValueError(f"need num_regions >= 0 and region_size >= 1, got {num_regions}, {region_size}")
+        raise BadOption(f"need num_regions >= 0 and region_size >= 1, got {num_regions}, {region_size}")
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise BadOption(f"mode must be one of {MODES}, got {mode!r}")
     b, h, w = attention.shape
     s = region_size
     if mode == "anchors":

@@ -1,7 +1,7 @@
 """Data: the embedded SynthBirds set, real fine-grained datasets and a user's folder, image files
 (decoding, listing, verifying), downloads, fingerprints of a split, image transforms, training
-augmentation and the DataLoader pipeline. A bottom layer beside ``retrieval``: imports nothing
-else of the package.
+augmentation and the DataLoader pipeline. A bottom layer beside ``retrieval``: imports only
+``errors.py`` and ``files.py`` of the package.
 """
 from .images import BadImageError, check_policy, list_images, open_image
 from .real import LOADERS, DatasetNotFound, ImageList, load_dataset

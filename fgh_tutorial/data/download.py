@@ -1,7 +1,8 @@
 """Downloading archives with a checksum check, and unpacking them safely.
 
-A download goes to ``<file>.part`` and is renamed only once complete and verified, so an
-interrupted or corrupt download never looks like a good file. Unpacking is done once: a marker
+A download is written by ``files.atomic_write`` and renamed into place only once complete and
+verified, so an interrupted or corrupt download never looks like a good file, and its temporary
+file is removed on any failure. Unpacking is done once: a marker
 ``root/.<archive>.extracted`` is written after a complete extraction, and later calls find it
 and neither download nor unpack again (a user's edits to the extracted files stay; delete the
 marker to unpack afresh).
@@ -9,31 +10,25 @@ marker to unpack afresh).
 from __future__ import annotations
 
 import hashlib
-import os
 import tarfile
 import urllib.request
 import zipfile
 from pathlib import Path
 
-
-class ChecksumError(RuntimeError):
-    pass
-
-
-class DownloadError(RuntimeError):
-    pass
+from ..errors import BadFile, EnvironmentFailure, FghError
+from ..files import atomic_write, file_digest
 
 
-def file_digest(path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+class ChecksumError(BadFile):
+    """A file whose checksum is not the published one."""
+
+
+class DownloadError(EnvironmentFailure):
+    """A download that failed (no network, a server that does not answer)."""
 
 
 def verify(path, md5: str | None) -> None:
-    if md5 is not None and (got := file_digest(path)) != md5:
+    if md5 is not None and (got := file_digest(path, "md5")) != md5:
         raise ChecksumError(f"{path}: md5 is {got}, expected {md5}. The file is corrupt or incomplete; "
                             "delete it and download again.")
 
@@ -46,23 +41,26 @@ def download(url: str, dest, md5: str | None = None, progress: bool = True, time
     if dest.exists():
         verify(dest, md5)
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:
+
+    def fetch(out):
+        h = hashlib.md5()
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
                 for block in iter(lambda: resp.read(1 << 20), b""):
                     out.write(block)
+                    h.update(block)
                     bar.update(len(block))
-        verify(part, md5)
-    except OSError as err:
-        part.unlink(missing_ok=True)
-        raise DownloadError(f"could not download {url}: {err}. Download it by hand to {dest}.") from err
-    except ChecksumError:
-        part.unlink(missing_ok=True)
+        if md5 is not None and h.hexdigest() != md5:
+            raise ChecksumError(f"{url}: md5 is {h.hexdigest()}, expected {md5}. The download is corrupt or "
+                                "incomplete; try again, or download it by hand.")
+
+    try:
+        atomic_write(dest, fetch)  # renamed into place only when complete and verified
+    except FghError:  # a checksum, or a full disk
         raise
-    os.replace(part, dest)
+    except OSError as err:  # URLError is an OSError
+        raise DownloadError(f"could not download {url}: {err}. Download it by hand to {dest}.") from err
     return dest
 
 
@@ -85,7 +83,7 @@ def _check_members(names, into):
     root = into.resolve()
     for name in names:
         if not (root / name).resolve().is_relative_to(root):
-            raise RuntimeError(f"refusing to extract {name!r}: it would land outside {root}")
+            raise BadFile(f"refusing to extract {name!r}: it would land outside {root}")
 
 
 def extracted_marker(root, filename: str) -> Path:
@@ -100,9 +98,7 @@ def download_and_extract(url: str, root, filename: str, md5: str | None = None, 
         return root
     archive = download(url, root / filename, md5, progress)
     extract(archive, root)
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(md5 or "")
-    os.replace(tmp, marker)
+    atomic_write(marker, md5 or "")
     return root
 
 

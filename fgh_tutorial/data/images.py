@@ -17,16 +17,20 @@ training, encoding, queries and the explorer's uploads alike:
   refused with a message that says so;
 - every failure is a :class:`BadImageError` (a ValueError) that names the file.
 
-Folder listings skip hidden files and macOS ``._*`` resource forks.
+Folder listings skip hidden files and macOS ``._*`` resource forks, and stop at a folder they
+cannot read (a ``BadData`` naming it) instead of leaving its images out without a word.
 """
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import BadData, BadOption, BadOptionType, MissingFile
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ON_BAD_IMAGE = ("fail", "skip")
@@ -34,7 +38,7 @@ _ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
-class BadImageError(ValueError):
+class BadImageError(BadData):
     """A file that cannot be decoded as an image; the message names the file."""
 
 
@@ -70,11 +74,11 @@ def _read(source, name):
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), name or "upload"
     if not isinstance(source, (str, Path)):
-        raise TypeError(f"source must be a path or the bytes of an image file, got {type(source).__name__}")
+        raise BadOptionType(f"source must be a path or the bytes of an image file, got {type(source).__name__}")
     path = Path(source).expanduser()
     name = name or str(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {name}" if not path.is_dir() else f"{name} is a folder, not an image file")
+        raise MissingFile(f"{name} is a folder, not an image file" if path.is_dir() else f"image file not found: {name}")
     try:
         return path.read_bytes(), name
     except OSError as err:
@@ -153,14 +157,35 @@ def is_image_file(path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
+def unreadable(folder, err: OSError) -> BadData:
+    return BadData(f"cannot read the folder {folder} ({err.strerror or err}): its images would be left out; "
+                   "fix its permissions, or move it out of the data")
+
+
 def list_images(folder, recursive: bool = False) -> list[Path]:
-    """The image files of ``folder`` (sorted), skipping hidden files and folders and ``._*`` files."""
+    """The image files of ``folder`` (sorted), skipping hidden files and folders and ``._*`` files;
+    a folder that cannot be read raises a ``BadData`` naming it."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"folder not found: {folder}")
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and is_image_file(p)
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1]))
+        raise MissingFile(f"folder not found: {folder}")
+    found, todo = [], [folder]
+    while todo:
+        current = todo.pop()
+        try:
+            with os.scandir(current) as entries:
+                entries = list(entries)
+        except OSError as err:
+            raise unreadable(current, err) from None
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_dir():
+                if recursive and not entry.is_symlink():  # as rglob: symlinked folders are not entered
+                    todo.append(path)
+            elif is_image_file(path) and entry.is_file():
+                found.append(path)
+    return sorted(found)
 
 
 def check_images(paths, progress: bool = True, desc: str = "checking images") -> list[tuple[Path, str]]:
@@ -178,9 +203,9 @@ def check_images(paths, progress: bool = True, desc: str = "checking images") ->
 
 def check_policy(on_bad_image: str) -> str:
     if on_bad_image not in ON_BAD_IMAGE:
-        raise ValueError(f"on_bad_image must be one of {ON_BAD_IMAGE}, got {on_bad_image!r}")
+        raise BadOption(f"on_bad_image must be one of {ON_BAD_IMAGE}, got {on_bad_image!r}")
     return on_bad_image
 
 
 __all__ = ["BadImageError", "IMAGE_SUFFIXES", "ON_BAD_IMAGE", "check_images", "check_policy", "is_image_file",
-           "list_images", "open_image", "to_rgb"]
+           "list_images", "open_image", "to_rgb", "unreadable"]

@@ -23,6 +23,7 @@ import os
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
+from ..errors import BadOption
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 RESIZE_RATIO = 8 / 7  # 512 / 448 and 256 / 224: the short side before the random crop
@@ -48,10 +49,10 @@ class TrainTransform:
 
     def __init__(self, image_size: int, resize: int | None = None, flip: bool = True):
         if image_size < 1:
-            raise ValueError(f"image_size must be positive, got {image_size}")
+            raise BadOption(f"image_size must be positive, got {image_size}")
         self.size, self.resize, self.flip = int(image_size), int(resize or train_resize(image_size)), flip
         if self.resize < self.size:
-            raise ValueError(f"resize ({self.resize}) must be at least image_size ({self.size})")
+            raise BadOption(f"resize ({self.resize}) must be at least image_size ({self.size})")
 
     def __call__(self, image, seed: int) -> torch.Tensor:
         from torchvision.transforms import functional as TF
@@ -128,7 +129,7 @@ class PlanSampler(Sampler):
 def _loader_kwargs(workers, device, prefetch):
     workers = default_workers() if workers is None else int(workers)
     if workers < 0:
-        raise ValueError(f"workers must be >= 0, got {workers}")
+        raise BadOption(f"workers must be >= 0, got {workers}")
     extra = {"persistent_workers": True, "prefetch_factor": prefetch} if workers > 0 else {}
     return {"num_workers": workers, "pin_memory": torch.device(device).type == "cuda", **extra}
 

@@ -20,26 +20,30 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadData, BadOption
 from .download import download_and_extract
-from .images import IMAGE_SUFFIXES, BadImageError, check_images, list_images, open_image
+from .images import BadImageError, check_images, open_image
 
 SPLITS = ("train", "test")
+TRAIN_HINT = ("Fix or remove the file; list every bad file with `python -m fgh_tutorial verify --data ROOT`, or "
+              "leave them out with --on-bad-image skip")
 
 
-class DatasetNotFound(FileNotFoundError):
-    pass
+class DatasetNotFound(BadData, FileNotFoundError):
+    """A dataset's files are not where they should be; the message says what to put where."""
 
 
 class ImageList:
     """A torch-style Dataset over (path, label) pairs: ``[i] -> (transform(image), label)``.
     Images are decoded by ``images.open_image``; ``skipped`` lists (path, reason) of the files
-    left out by :meth:`drop_bad_images` or :meth:`exclude`."""
+    left out by :meth:`drop_bad_images` or :meth:`exclude`. ``hint``: what the error of a file that
+    does not decode advises (the options of the command that reads it)."""
 
-    def __init__(self, samples, classes, transform=None, name="dataset"):
+    def __init__(self, samples, classes, transform=None, name="dataset", hint: str = TRAIN_HINT):
         self.samples = [(Path(p), int(y)) for p, y in samples]
         self.classes = list(classes)
         self.targets = np.array([y for _, y in self.samples], dtype=np.int64)
-        self.transform, self.name = transform, name
+        self.transform, self.name, self.hint = transform, name, hint
         self.skipped = []
 
     def __len__(self):
@@ -50,9 +54,7 @@ class ImageList:
         try:
             image = open_image(path)
         except (BadImageError, OSError) as err:
-            raise BadImageError(f"{self.name}: {err}. Fix or remove the file; list every bad file with "
-                                "`python -m fgh_tutorial verify --data ROOT`, or leave them out with "
-                                "--on-bad-image skip") from None
+            raise BadImageError(f"{self.name}: {err}. {getattr(self, 'hint', TRAIN_HINT)}") from None
         return (self.transform(image) if self.transform else image), label
 
     def verify_images(self, progress: bool = True) -> list[Path]:
@@ -79,7 +81,7 @@ class ImageList:
 # ---------------------------------------------------------------- helpers
 def _check_split(split):
     if split not in SPLITS:
-        raise ValueError(f"split must be 'train' (database) or 'test' (queries), got {split!r}")
+        raise BadOption(f"split must be 'train' (database) or 'test' (queries), got {split!r}")
 
 
 def _require(paths, dataset, hint):
@@ -242,47 +244,7 @@ def food101(root, split="train", transform=None, download=False):
     return ImageList(zip(ds._image_files, ds._labels), ds.classes, transform, "Food-101")  # decoded by open_image
 
 
-# ---------------------------------------------------------------- a user's own folder
-def image_folder(root, split="train", transform=None, test_fraction: float = 0.3, seed: int = 0) -> ImageList:
-    """A user's images: root/train/<class>/* and root/test/<class>/*, or root/<class>/*
-    split per class by ``seed`` (``test_fraction`` of each class become queries)."""
-    _check_split(split)
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DatasetNotFound(f"folder {root} does not exist")
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        classes = _class_dirs(root / "train")
-        samples = [(p, classes.index(c)) for c in classes for p in _images(root / split / c)]
-        extra = sorted(set(_class_dirs(root / "test")) - set(classes))
-        if extra:
-            raise ValueError(f"{root / 'test'} has classes not in train: {extra[:5]}")
-    else:
-        if not 0 < test_fraction < 1:
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        classes = _class_dirs(root)
-        rng = np.random.default_rng(seed)
-        samples = []
-        for k, c in enumerate(classes):
-            files = _images(root / c)
-            n_test = int(round(test_fraction * len(files)))
-            test = set(rng.permutation(len(files))[:n_test].tolist())
-            samples += [(f, k) for i, f in enumerate(files) if (i in test) == (split == "test")]
-    if not samples:
-        raise DatasetNotFound(f"no images ({', '.join(IMAGE_SUFFIXES)}) found for split {split!r} under {root}; "
-                              "expected root/<class>/<image> or root/train/<class>/<image> and root/test/...")
-    return ImageList(samples, classes, transform, f"folder {root.name}")
-
-
-def _class_dirs(path):
-    dirs = sorted(p.name for p in Path(path).iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not dirs:
-        raise DatasetNotFound(f"no class folders in {path}: expected {path}/<class>/<image>")
-    return dirs
-
-
-def _images(path):
-    return list_images(path)  # hidden files and macOS ._* files are not images
-
+from .folder import image_folder  # noqa: E402 - the user's folder builds on ImageList above
 
 LOADERS = {"cub": cub200, "aircraft": fgvc_aircraft, "food101": food101, "nabirds": nabirds,
            "vegfru": vegfru, "dogs": stanford_dogs, "folder": image_folder}
@@ -291,5 +253,5 @@ LOADERS = {"cub": cub200, "aircraft": fgvc_aircraft, "food101": food101, "nabird
 def load_dataset(name: str, root, split: str = "train", transform=None, **kwargs):
     """A real dataset by name (``LOADERS``) and split ('train' = database, 'test' = queries)."""
     if name not in LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)} (or 'synthetic')")
+        raise BadOption(f"unknown dataset {name!r}; choose one of {sorted(LOADERS)} (or 'synthetic')")
     return LOADERS[name](root, split, transform, **kwargs)

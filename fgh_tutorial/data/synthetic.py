@@ -22,6 +22,7 @@ import itertools
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import BadOption
 from .geometry import (BEAK, BELLY_PATCH, BODY, BREAST_BARS, BREAST_SPOTS, CROWN_STRIPE, EYE_REGION, EYE_RING, HEAD,
                        LEGS, PUPIL, RUMP_BAND, TAIL, TAIL_BARS, TAIL_SPOTS, WING, WING_BAR, Pose)
 
@@ -161,9 +162,9 @@ def render(label: int, rng: np.random.Generator, size: int = 64, supersample: in
     """Draw one image of class ``label``: returns ``(image uint8 HxWx3, masks uint8 5xHxW in {0,1})``.
     ``redundant=True`` adds the second cues and changes nothing else (the same random draws)."""
     if not 0 <= label < NUM_CLASSES:
-        raise ValueError(f"label must be in [0, {NUM_CLASSES}), got {label}")
+        raise BadOption(f"label must be in [0, {NUM_CLASSES}), got {label}")
     if size < 16:
-        raise ValueError(f"image size must be at least 16 px, got {size}")
+        raise BadOption(f"image size must be at least 16 px, got {size}")
     ss = supersample or (2 if size <= 128 else 1)
     big = size * ss
     canvas = Image.new("RGB", (big, big), _random_colour(rng, sat=(0.0, 0.6), val=(0.3, 0.95)))
@@ -205,9 +206,9 @@ class SynthBirds:
     def __init__(self, split: str = "train", per_class: int = 30, image_size: int = 64,
                  seed: int = 0, transform=None, return_masks: bool = False, redundant: bool = False):
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+            raise BadOption(f"split must be one of {sorted(SPLITS)}, got {split!r}")
         if per_class < 1:
-            raise ValueError(f"per_class must be at least 1, got {per_class}")
+            raise BadOption(f"per_class must be at least 1, got {per_class}")
         self.split, self.per_class, self.image_size, self.seed = split, per_class, image_size, seed
         self.transform, self.return_masks, self.redundant = transform, return_masks, redundant
         self.classes = [class_name(c) for c in range(NUM_CLASSES)]

@@ -4,6 +4,7 @@ that turns images into codes. Imports ``data`` and ``retrieval.codes`` only.
 
 ``build_network(arch, backbone, bits, n_classes)`` makes the network a system names (``systems.py``).
 """
+from ..errors import BadOption
 from .backbones import NAMES as BACKBONES, Backbone, build_backbone
 from .dnnh import DNNH
 from .encode import encode, pooled_features, relaxed_codes
@@ -22,7 +23,7 @@ NETWORKS = {
 def build_network(arch: str, backbone, bits: int, n_classes: int):
     """The network ``arch`` (a key of ``NETWORKS``) on ``backbone`` with a ``bits``-bit head."""
     if arch not in NETWORKS:
-        raise ValueError(f"arch must be one of {sorted(NETWORKS)}, got {arch!r}")
+        raise BadOption(f"arch must be one of {sorted(NETWORKS)}, got {arch!r}")
     return NETWORKS[arch](backbone, bits, n_classes)
 
 

@@ -19,6 +19,8 @@ import os
 import torch
 from torch import nn
 
+from ..errors import BadFile, BadOption, EnvironmentFailure, MissingFile
+
 RESNETS = ("resnet18", "resnet34", "resnet50")
 NAMES = RESNETS + ("efficientnet_lite0", "minires", "nin")
 
@@ -80,28 +82,54 @@ def _resnet(name, pretrained, weights):
     ctor = getattr(torchvision.models, name)
     model = ctor(weights=None)
     if weights is not None:
-        model.load_state_dict(_load_state(weights))
+        _fit(model, _load_state(weights), name, weights)
     elif pretrained:
         enum = torchvision.models.get_model_weights(name).IMAGENET1K_V1
         try:
-            model.load_state_dict(enum.get_state_dict(progress=False))
-        except OSError as err:  # URLError is an OSError
-            raise RuntimeError(
-                f"could not download the ImageNet weights of {name} ({enum.url}): {err}. "
-                f"Download that file elsewhere and pass weights='path/to/{os.path.basename(enum.url)}', "
-                "or put it in $TORCH_HOME/hub/checkpoints/") from err
+            state = enum.get_state_dict(progress=False)
+        except Exception as err:  # URLError (an OSError), a timeout, a truncated or damaged download
+            where = f"Download {enum.url} elsewhere and pass --weights path/to/{os.path.basename(enum.url)}, " \
+                    "or put it in $TORCH_HOME/hub/checkpoints/"
+            if isinstance(err, OSError):
+                raise EnvironmentFailure(f"could not download the ImageNet weights of {name} ({enum.url}): no network "
+                                         f"connection? ({str(err)[:160]}). {where}") from None
+            raise BadFile(f"the downloaded ImageNet weights of {name} cannot be read ({str(err)[:160]}); delete the "
+                          f"file in $TORCH_HOME/hub/checkpoints/ and try again. {where}") from None
+        _fit(model, state, name, enum.url)
     features = nn.Sequential(*list(model.children())[:-2])
     return Backbone(features, model.fc.in_features, name)
 
 
+def _fit(model, state, name, source) -> None:
+    """Load ``state`` into a torchvision net: every tensor of its trunk must be there with its
+    shape; the ImageNet classifier (``fc``), which the backbone drops, may be missing."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BadFile(f"weights file {source} is not a state dict of tensors")
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own and not k.startswith("fc.")]
+    shapes = [f"{k} {tuple(state[k].shape)} (needs {tuple(v.shape)})" for k, v in own.items()
+              if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        found = "; ".join(f"{what} {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
+                          for what, items in (("missing", missing), ("unexpected", unexpected), ("shapes", shapes))
+                          if items)
+        raise BadFile(f"weights file {source} does not fit {name} ({found}): give the state dict of a "
+                      f"torchvision {name}")
+    model.load_state_dict({**model.state_dict(), **{k: state[k] for k in own}})
+
+
 def _load_state(path):
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise MissingFile(f"weights file not found: {path}")
     try:  # weights_only: a file that would run code when unpickled is refused
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
     except Exception as err:
-        raise ValueError(f"weights file {path} is not a readable state dict ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0][:200]})") from None
+        raise BadFile(f"weights file {path} is not a readable state dict ({type(err).__name__}: "
+                      f"{str(err).splitlines()[0][:200]})") from None
+    return state
 
 
 class _LiteFeatures(nn.Module):
@@ -127,7 +155,7 @@ def _efficientnet_lite0(pretrained, weights):
     if weights:  # read here with weights_only (the package's own loader unpickles fully on older torch)
         missing, unexpected = net.load_state_dict(_load_state(weights), strict=False)
         if missing or unexpected:
-            raise ValueError(f"weights file {weights} does not fit efficientnet_lite0 (missing {missing[:3]}, "
+            raise BadFile(f"weights file {weights} does not fit efficientnet_lite0 (missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]})")
     return Backbone(_LiteFeatures(net), net._conv_head.out_channels, "efficientnet_lite0")
 
@@ -135,13 +163,13 @@ def _efficientnet_lite0(pretrained, weights):
 def build_backbone(name: str, pretrained: bool = False, weights: str | None = None) -> Backbone:
     """A backbone by name (see ``NAMES``); ``weights`` is a local state-dict file."""
     if name not in NAMES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {NAMES}")
+        raise BadOption(f"unknown backbone {name!r}; choose one of {NAMES}")
     if name in RESNETS:
         return _resnet(name, pretrained, weights)
     if name == "efficientnet_lite0":
         return _efficientnet_lite0(pretrained, weights)
     if pretrained or weights:
-        raise ValueError(f"{name} has no pretrained weights; it is trained from scratch")
+        raise BadOption(f"{name} has no pretrained weights; it is trained from scratch")
     if name == "nin":
         return nin()
     return minires()

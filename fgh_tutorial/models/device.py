@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import BadOption, BadOptionType
+
 KINDS = ("cpu", "cuda", "mps")
 
 
@@ -18,21 +20,21 @@ def check_device(device, name: str = "device") -> torch.device:
         try:
             dev = torch.device(device.strip().lower())
         except (RuntimeError, ValueError):
-            raise ValueError(f"{name} {device!r} is not a device name: use one of {KINDS}, or 'cuda:N' for GPU N") from None
+            raise BadOption(f"{name} {device!r} is not a device name: use one of {KINDS}, or 'cuda:N' for GPU N") from None
     else:
-        raise TypeError(f"{name} must be a device name such as 'cpu' or 'cuda', got {type(device).__name__}")
+        raise BadOptionType(f"{name} must be a device name such as 'cpu' or 'cuda', got {type(device).__name__}")
     if dev.type not in KINDS:
-        raise ValueError(f"{name} {device!r} is not supported here: use one of {KINDS}")
+        raise BadOption(f"{name} {device!r} is not supported here: use one of {KINDS}")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "built without CUDA"
-            raise ValueError(f"{name} {device!r} needs a CUDA GPU, but torch sees none here (torch {torch.__version__}, "
+            raise BadOption(f"{name} {device!r} needs a CUDA GPU, but torch sees none here (torch {torch.__version__}, "
                              f"{built}): use --device cpu")
         count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
-            raise ValueError(f"{name} {device!r}: this machine has {count} CUDA device(s), numbered 0..{count - 1}")
+            raise BadOption(f"{name} {device!r}: this machine has {count} CUDA device(s), numbered 0..{count - 1}")
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ValueError(f"{name} {device!r} needs Apple's Metal (MPS), which is not available here: use --device cpu")
+        raise BadOption(f"{name} {device!r} needs Apple's Metal (MPS), which is not available here: use --device cpu")
     return dev
 
 

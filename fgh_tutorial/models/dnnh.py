@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import BadOption
 from ..retrieval.codes import hard_sign
 from .backbones import mlpconv
 
@@ -38,9 +39,9 @@ class DNNH(nn.Module):
     def __init__(self, backbone: nn.Module, bits: int, n_classes: int, width: int | None = None):
         super().__init__()
         if not 1 <= bits <= 1024:
-            raise ValueError(f"bits must be in 1..1024, got {bits}")
+            raise BadOption(f"bits must be in 1..1024, got {bits}")
         if n_classes < 2:
-            raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+            raise BadOption(f"n_classes must be at least 2, got {n_classes}")
         width = width or backbone.out_channels
         self.backbone = backbone
         self.block = mlpconv(backbone.out_channels, width, 3, 1)
@@ -68,7 +69,7 @@ class DNNH(nn.Module):
             out.append(h[:, start:start + b] @ self.classifier.weight[:, start:start + b].T + self.classifier.bias)
             start += b
         if start != self.bits:
-            raise ValueError(f"segments {tuple(segments)} must add up to the model's {self.bits} bits")
+            raise BadOption(f"segments {tuple(segments)} must add up to the model's {self.bits} bits")
         return out
 
     @torch.no_grad()

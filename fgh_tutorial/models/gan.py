@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import BadOption
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _levels(resolution: int) -> int:
     if resolution < 8 or resolution & (resolution - 1):
-        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
+        raise BadOption(f"resolution must be a power of two >= 8, got {resolution}")
     return resolution.bit_length() - 3  # number of 2x up-samplings from 4 x 4
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import BadOption
 from ..retrieval.codes import hard_sign
 
 
@@ -17,7 +18,7 @@ class HashHead(nn.Module):
     def __init__(self, in_features: int, bits: int):
         super().__init__()
         if not 1 <= bits <= 1024:
-            raise ValueError(f"bits must be in 1..1024, got {bits}")
+            raise BadOption(f"bits must be in 1..1024, got {bits}")
         self.bits = bits
         self.fc = nn.Linear(in_features, bits)
 

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import BadOption
 from ..retrieval.codes import hard_sign
 
 
@@ -63,7 +64,7 @@ def consensus_loss(projections, u: torch.Tensor) -> torch.Tensor:
 def _out_channels(stage: nn.Module) -> int:
     convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise ValueError("two-pyramid hashing: a backbone stage without convolutions")
+        raise BadOption("two-pyramid hashing: a backbone stage without convolutions")
     return convs[-1].out_channels
 
 
@@ -74,10 +75,10 @@ class TwoPyramid(nn.Module):
                  levels=(1, 2, 4), grid: int = 4, low_channels: int = 32, consensus_weight: float = 0.1):
         super().__init__()
         if not 1 <= bits <= 1024:
-            raise ValueError(f"bits must be in 1..1024, got {bits}")
+            raise BadOption(f"bits must be in 1..1024, got {bits}")
         features = getattr(backbone, "features", None)
         if not isinstance(features, nn.Sequential) or len(features) < low_layers + 1:
-            raise ValueError("two-pyramid hashing needs a backbone whose features are a Sequential of at least "
+            raise BadOption("two-pyramid hashing needs a backbone whose features are a Sequential of at least "
                              f"{low_layers + 1} stages (minires, nin or a ResNet)")
         self.backbone, self.low_layers = backbone, low_layers
         self.levels, self.grid, self.consensus_weight = tuple(levels), grid, consensus_weight

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import BadOption
 from .codes import binarize
 
 
 def _as_features(x, name="features"):
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or len(x) == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D array (n x d), got shape {x.shape}")
+        raise BadOption(f"{name} must be a non-empty 2-D array (n x d), got shape {x.shape}")
     return x
 
 
@@ -44,7 +45,7 @@ class ITQ:
     def fit(self, features):
         x = _as_features(features)
         if self.bits > min(x.shape):
-            raise ValueError(f"ITQ needs at least {self.bits} samples and dimensions, got {x.shape}")
+            raise BadOption(f"ITQ needs at least {self.bits} samples and dimensions, got {x.shape}")
         self.mean_ = x.mean(0)
         _, _, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
         self.pca_ = vt[: self.bits].T
@@ -68,7 +69,7 @@ def colour_histograms(images: np.ndarray, bins: int = 8) -> np.ndarray:
     L1-normalised: a global colour descriptor with no notion of parts."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (N, H, W, 3), got {images.shape}")
+        raise BadOption(f"images must be (N, H, W, 3), got {images.shape}")
     q = (images.astype(np.int32) * bins) // 256
     idx = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
     flat = idx.reshape(len(images), -1) + (bins ** 3) * np.arange(len(images))[:, None]

@@ -16,10 +16,13 @@ The Hamming distance of two codes is  d_H(b, b') = popcount(w XOR w') = (c - b.b
 from __future__ import annotations
 
 import io
-import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import BadFile, BadOption, BadOptionType, MissingFile
+from ..files import atomic_write
 
 WORD_BITS = 64
 CODES_FORMAT = 1
@@ -46,12 +49,14 @@ def as_sign_array(codes, name: str = "codes") -> np.ndarray:
         codes = codes.detach().cpu().numpy()
     arr = np.asarray(codes)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n x bits), got shape {arr.shape}")
+        raise BadOption(f"{name} must be a 2-D array (n x bits), got shape {arr.shape}")
+    if arr.shape[1] < 1:
+        raise BadOption(f"{name} have no bits (shape {arr.shape}): a code needs at least one bit")
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{name} must hold the numbers -1 and +1, got dtype {arr.dtype}")
+        raise BadOptionType(f"{name} must hold the numbers -1 and +1, got dtype {arr.dtype}")
     if arr.size and not np.isin(arr, (-1, 1)).all():
         bad = arr[~np.isin(arr, (-1, 1))].ravel()[:3]
-        raise ValueError(f"{name} must hold only -1 and +1 (use fgh_tutorial.retrieval.binarize), found {bad}")
+        raise BadOption(f"{name} must hold only -1 and +1 (use fgh_tutorial.retrieval.binarize), found {bad}")
     return arr.astype(np.int8, copy=False)
 
 
@@ -77,15 +82,17 @@ def check_words(words, name: str = "words", bits: int | None = None) -> np.ndarr
         words = words.detach().cpu().numpy()
     arr = np.asarray(words)
     if arr.dtype != np.uint64:
-        raise TypeError(f"{name} must be uint64 words from pack_codes, got dtype {arr.dtype}")
+        raise BadOptionType(f"{name} must be uint64 words from pack_codes, got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n x words), got shape {arr.shape}")
+        raise BadOption(f"{name} must be 2-D (n x words), got shape {arr.shape}")
     if bits is not None:
+        if int(bits) < 1:
+            raise BadOption(f"{name}: codes of {bits} bits: a code needs at least one bit")
         if arr.shape[1] != n_words(bits):
-            raise ValueError(f"{name}: {bits}-bit codes take {n_words(bits)} words, got {arr.shape[1]}")
+            raise BadOption(f"{name}: {bits}-bit codes take {n_words(bits)} words, got {arr.shape[1]}")
         spare = n_words(bits) * WORD_BITS - bits
         if spare and len(arr) and (arr[:, -1] >> np.uint64(WORD_BITS - spare)).any():
-            raise ValueError(f"{name}: padding bits above bit {bits} are set; these are not {bits}-bit codes")
+            raise BadOption(f"{name}: padding bits above bit {bits} are set; these are not {bits}-bit codes")
     return arr
 
 
@@ -93,7 +100,7 @@ def unpack_codes(words, bits: int) -> np.ndarray:
     """Inverse of :func:`pack_codes`: uint64 words (n x w) -> +-1 int8 codes (n x bits)."""
     words = check_words(words, "words")
     if not 1 <= int(bits) <= WORD_BITS * words.shape[1]:
-        raise ValueError(f"bits must be in 1..{WORD_BITS * words.shape[1]} for {words.shape[1]} words, got {bits}")
+        raise BadOption(f"bits must be in 1..{WORD_BITS * words.shape[1]} for {words.shape[1]} words, got {bits}")
     n = words.shape[0]
     raw = np.ascontiguousarray(words.astype("<u8")).view(np.uint8).reshape(n, 8 * words.shape[1])
     b = np.unpackbits(raw, axis=1, bitorder="little")[:, :bits]
@@ -108,30 +115,36 @@ def save_codes(path, words, bits: int, **arrays) -> Path:
     words = check_words(words, "words", bits)
     buf = io.BytesIO()
     np.savez(buf, words=words, bits=np.int64(bits), format=np.int64(CODES_FORMAT), **arrays)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, buf.getbuffer())
 
 
 def load_codes(path, bits: int | None = None) -> tuple[np.ndarray, int, dict]:
-    """(words, bits, extra arrays) of a file written by :func:`save_codes`; never unpickles."""
+    """(words, bits, extra arrays) of a file written by :func:`save_codes`; never unpickles.
+    A file that is truncated, of another kind or with a malformed field is a ``BadFile`` naming it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no codes file at {path}")
+        raise MissingFile(f"no codes file at {path}" if not path.is_dir() else f"{path} is a folder, not a codes file")
+    what = f"{path} is not a codes file (.npz with 'words' and 'bits')"
     try:
-        with np.load(path, allow_pickle=False) as f:
+        f = np.load(path, allow_pickle=False)
+        if not hasattr(f, "files"):
+            raise ValueError("a single array, not an .npz archive")
+        with f:
             data = {k: f[k] for k in f.files}
-    except (ValueError, OSError, EOFError) as err:
-        raise ValueError(f"{path} is not a codes file (.npz with 'words' and 'bits'): {err}") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise BadFile(f"{what}: {str(err).splitlines()[0][:160] if str(err) else type(err).__name__}; it may be "
+                      "truncated or damaged: write it again") from None
     if "words" not in data or "bits" not in data:
-        raise ValueError(f"{path} is not a codes file (needs 'words' and 'bits')")
-    stored = int(data.pop("bits"))
+        raise BadFile(f"{what}: it has no {'words' if 'words' not in data else 'bits'} field")
+    field = data.pop("bits")
+    if field.shape != () or not np.issubdtype(field.dtype, np.integer) or not 1 <= int(field) <= 1 << 20:
+        raise BadFile(f"{what}: its 'bits' field must be one positive integer, got {field.dtype} of shape {field.shape}")
+    stored = int(field)
     data.pop("format", None)
     if bits is not None and stored != int(bits):
-        raise ValueError(f"{path} holds {stored}-bit codes, expected {bits}")
+        raise BadFile(f"{path} holds {stored}-bit codes, expected {bits}")
     try:
         words = check_words(data.pop("words"), f"{path}: words", stored)
-    except TypeError as err:  # the file's content, not the caller's argument
-        raise ValueError(str(err)) from None
+    except BadOption as err:  # the file's content, not the caller's argument
+        raise BadFile(str(err)) from None
     return words, stored, data

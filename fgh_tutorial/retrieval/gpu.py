@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import BadOption, BadOptionType, EnvironmentFailure
+
 WORD_BITS = 64
 
 
@@ -51,13 +53,13 @@ def device_for(device=None, *arrays):
         try:
             dev = torch.device(device)
         except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device must be None, 'cpu' or 'cuda[:n]', got {device!r}") from err
+            raise BadOption(f"device must be None, 'cpu' or 'cuda[:n]', got {device!r}") from err
         if dev.type == "cpu":
             return None
         if dev.type != "cuda":
-            raise ValueError(f"device must be None, 'cpu' or 'cuda[:n]', got {device!r}")
+            raise BadOption(f"device must be None, 'cpu' or 'cuda[:n]', got {device!r}")
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device={device!r} but torch sees no CUDA device")
+            raise EnvironmentFailure(f"device={device!r} but torch sees no CUDA device")
         return dev
     for arr in arrays:
         if isinstance(arr, torch.Tensor) and arr.is_cuda:
@@ -74,7 +76,7 @@ def to_device(words, device) -> torch.Tensor:
         return words.to(device).contiguous()
     arr = np.ascontiguousarray(words)
     if arr.dtype != np.uint64 or arr.ndim != 2:
-        raise TypeError(f"words must be 2-D uint64 words from pack_codes, got {arr.dtype} {arr.shape}")
+        raise BadOptionType(f"words must be 2-D uint64 words from pack_codes, got {arr.dtype} {arr.shape}")
     return torch.from_numpy(arr.view(np.int64)).to(device)
 
 
@@ -95,16 +97,16 @@ def labels_to_device(labels, device):
 def _check(q, d):
     for name, t in (("query_words", q), ("db_words", d)):
         if not isinstance(t, torch.Tensor) or t.dtype != torch.int64 or t.ndim != 2:
-            raise TypeError(f"{name} must be a 2-D int64 tensor of packed words (gpu.to_device)")
+            raise BadOptionType(f"{name} must be a 2-D int64 tensor of packed words (gpu.to_device)")
     if q.shape[1] != d.shape[1]:
-        raise ValueError(f"query and database codes have {q.shape[1]} and {d.shape[1]} words per code")
+        raise BadOption(f"query and database codes have {q.shape[1]} and {d.shape[1]} words per code")
     if q.device != d.device:
-        raise ValueError(f"queries are on {q.device}, the database on {d.device}")
+        raise BadOption(f"queries are on {q.device}, the database on {d.device}")
     if q.device.type != "cuda" and not interpreted():
-        raise RuntimeError("the Triton kernels run on CUDA tensors, or on CPU tensors under TRITON_INTERPRET=1 "
+        raise BadOption("the Triton kernels run on CUDA tensors, or on CPU tensors under TRITON_INTERPRET=1 "
                            "(set before fgh_tutorial.retrieval.gpu_kernels is imported)")
     if d.shape[0] >= 2**31:
-        raise ValueError(f"at most 2^31 - 1 database codes per call, got {d.shape[0]}")
+        raise BadOption(f"at most 2^31 - 1 database codes per call, got {d.shape[0]}")
     return q.contiguous(), d.contiguous()
 
 
@@ -165,9 +167,9 @@ def distance_histograms(query_words, db_words, query_labels, db_labels, bits: in
     ``labels_to_device``."""
     q, d = _check(query_words, db_words)
     if not 1 <= int(bits) <= WORD_BITS * q.shape[1]:
-        raise ValueError(f"bits must be in 1..{WORD_BITS * q.shape[1]}, got {bits}")
+        raise BadOption(f"bits must be in 1..{WORD_BITS * q.shape[1]}, got {bits}")
     if mode not in (1, 2) or len(query_labels) != q.shape[0] or len(db_labels) != d.shape[0]:
-        raise ValueError("labels must come from labels_to_device, one per query and database code")
+        raise BadOption("labels must come from labels_to_device, one per query and database code")
     lay = _Layout(q, d, block_n, splits, block_q)
     ql, dl = query_labels.to(q.device).contiguous(), db_labels.to(q.device).contiguous()
     counts = torch.zeros((q.shape[0], bits + 1), dtype=torch.int64, device=q.device)
@@ -199,7 +201,7 @@ def topk(query_words, db_words, k: int, *, block_n=None, splits=None, block_q=4,
     """(distances int32, indices int64), both (q x min(k, n)) on the device: the k nearest
     codes by (distance, index), as ``hamming.hamming_topk``."""
     if int(k) < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise BadOption(f"k must be at least 1, got {k}")
     q, d = _check(query_words, db_words)
     k = min(int(k), d.shape[0])
     dist = torch.empty((q.shape[0], k), dtype=torch.int32, device=q.device)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import BadOption
 from .codes import WORD_BITS, as_sign_array, check_words, pack_codes, unpack_codes
 
 __all__ = ["WORD_BITS", "as_sign_array", "database_columns", "hamming_distances", "hamming_rank", "hamming_topk",
@@ -22,7 +23,7 @@ def hamming_distances(query_words, db_words) -> np.ndarray:
     q = _check_words(query_words, "query_words")
     d = _check_words(db_words, "db_words")
     if q.shape[1] != d.shape[1]:
-        raise ValueError(f"query and database codes have {q.shape[1]} and {d.shape[1]} words per code")
+        raise BadOption(f"query and database codes have {q.shape[1]} and {d.shape[1]} words per code")
     out = np.zeros((q.shape[0], d.shape[0]), dtype=np.uint16)
     for w in range(q.shape[1]):
         out += np.bitwise_count(q[:, w, None] ^ d[None, :, w])
@@ -33,7 +34,7 @@ def _pair(query_words, db_words):
     q = _check_words(query_words, "query_words")
     d = _check_words(db_words, "db_words")
     if q.shape[1] != d.shape[1]:
-        raise ValueError(f"query and database codes have {q.shape[1]} and {d.shape[1]} words per code")
+        raise BadOption(f"query and database codes have {q.shape[1]} and {d.shape[1]} words per code")
     return np.ascontiguousarray(q), np.ascontiguousarray(d)
 
 
@@ -49,7 +50,7 @@ def hamming_topk(query_words, db_words, k: int, db_columns=None):
 
     q, d = _pair(query_words, db_words)
     if int(k) < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise BadOption(f"k must be at least 1, got {k}")
     k = min(int(k), d.shape[0])
     dist = np.empty((q.shape[0], k), dtype=np.int32)
     idx = np.empty((q.shape[0], k), dtype=np.int64)
@@ -82,7 +83,7 @@ def hamming_rank(query_words, db_words, out=None) -> np.ndarray:
     if out is None:
         out = np.empty(shape, dtype=np.int32 if d.shape[0] < 2**31 else np.int64)
     elif out.shape != shape or out.dtype not in (np.int32, np.int64):
-        raise ValueError(f"out must be an int32 or int64 array of shape {shape}, got {out.dtype} {out.shape}")
+        raise BadOption(f"out must be an int32 or int64 array of shape {shape}, got {out.dtype} {out.shape}")
     if out.size:
         bits = WORD_BITS * q.shape[1]
         kernels.rank(q, database_columns(d), bits, out, _scratch(bits))
@@ -99,7 +100,7 @@ def hamming_topk_torch(query_codes, db_codes, k: int, chunk: int = 4096, budget:
 
     q, d = torch.as_tensor(query_codes), torch.as_tensor(db_codes)
     if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
-        raise ValueError(f"codes must be (q x c) and (n x c), got {tuple(q.shape)} and {tuple(d.shape)}")
+        raise BadOption(f"codes must be (q x c) and (n x c), got {tuple(q.shape)} and {tuple(d.shape)}")
     k = min(int(k), d.shape[0])
     dtype = torch.float16 if d.is_cuda else torch.float32
     q, d = q.to(d.device, dtype), d.to(dtype)

@@ -20,23 +20,31 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadOption
 from .codes import check_words, load_codes, save_codes
 from .hamming import WORD_BITS, database_columns, hamming_rank, hamming_topk, pack_codes
 
 BACKENDS = ("numba", "faiss", "triton")
 
 
+def check_k(k) -> int:
+    """``k`` of a search: a positive integer (not a bool, not a float such as 2.5)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise BadOption(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
 class HammingIndex:
     def __init__(self, bits: int, backend: str = "numba", device=None):
         if not 1 <= int(bits) <= 4096:
-            raise ValueError(f"bits must be in 1..4096, got {bits}")
+            raise BadOption(f"bits must be in 1..4096, got {bits}")
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+            raise BadOption(f"backend must be one of {BACKENDS}, got {backend!r}")
         if device is not None:
             from .gpu import device_for
 
             if device_for(device) is not None and backend == "faiss":  # checks the device too
-                raise ValueError("backend='faiss' runs on the CPU; use backend='numba' or 'triton' with a CUDA device")
+                raise BadOption("backend='faiss' runs on the CPU; use backend='numba' or 'triton' with a CUDA device")
         self.bits, self.backend, self.device = int(bits), backend, device
         self._device_words = None  # (device, int64 words there) for the Triton kernels, dropped after add
         self.words = np.empty((0, self.n_words), np.uint64)
@@ -65,7 +73,7 @@ class HammingIndex:
         if arr.dtype == np.uint64:  # width and zero padding bits checked: padding never counts in a distance
             return np.ascontiguousarray(check_words(arr, name, self.bits))
         if arr.ndim != 2 or arr.shape[1] != self.bits:
-            raise ValueError(f"{name} must be (n x {self.bits}) +-1 codes or packed uint64 words, got shape {arr.shape}")
+            raise BadOption(f"{name} must be (n x {self.bits}) +-1 codes or packed uint64 words, got shape {arr.shape}")
         return pack_codes(arr)
 
     def add(self, codes) -> "HammingIndex":
@@ -79,8 +87,7 @@ class HammingIndex:
 
     def search(self, queries, k: int):
         """(distances, ids) of the k nearest codes, sorted, ties by lower id (numba backend)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = check_k(k)
         q = self._as_words(queries, "queries")
         if self._faiss is not None and self.ntotal:
             k = min(int(k), self.ntotal)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import BadOption, BadOptionType
 from . import kernels
 from .hamming import as_sign_array, pack_codes
 
@@ -35,11 +36,11 @@ def check_labels(labels, name: str = "labels") -> np.ndarray:
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim not in (1, 2):
-        raise ValueError(f"{name} must be class ids (n,) or multi-hot rows (n x L), got shape {arr.shape}")
+        raise BadOption(f"{name} must be class ids (n,) or multi-hot rows (n x L), got shape {arr.shape}")
     if arr.ndim == 2 and arr.dtype != bool and not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{name}: multi-hot rows must be 0/1 numbers, got dtype {arr.dtype}")
+        raise BadOptionType(f"{name}: multi-hot rows must be 0/1 numbers, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise ValueError(f"{name} holds NaN or infinite values")
+        raise BadOption(f"{name} holds NaN or infinite values")
     return arr
 
 
@@ -48,19 +49,19 @@ _labels = check_labels
 
 def _check(query_codes, db_codes, query_labels, db_labels, ties="expected"):
     if ties not in TIES:
-        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
+        raise BadOption(f"ties must be one of {TIES}, got {ties!r}")
     qb, db = as_sign_array(query_codes, "query_codes"), as_sign_array(db_codes, "db_codes")
     ql, dl = _labels(query_labels, "query_labels"), _labels(db_labels, "db_labels")
     if qb.shape[1] != db.shape[1]:
-        raise ValueError(f"query codes have {qb.shape[1]} bits, database codes {db.shape[1]}")
+        raise BadOption(f"query codes have {qb.shape[1]} bits, database codes {db.shape[1]}")
     if len(ql) != len(qb) or len(dl) != len(db):
-        raise ValueError(f"{len(qb)} query codes with {len(ql)} labels, {len(db)} database codes with {len(dl)} labels")
+        raise BadOption(f"{len(qb)} query codes with {len(ql)} labels, {len(db)} database codes with {len(dl)} labels")
     if ql.ndim != dl.ndim:
-        raise ValueError("query and database labels must both be class ids or both multi-hot")
+        raise BadOption("query and database labels must both be class ids or both multi-hot")
     if len(db) == 0:
-        raise ValueError("db_codes is empty: the database needs at least one code")
+        raise BadOption("db_codes is empty: the database needs at least one code")
     if len(qb) == 0:
-        raise ValueError("query_codes is empty: give at least one query")
+        raise BadOption("query_codes is empty: give at least one query")
     return qb, db, ql, dl
 
 
@@ -234,9 +235,9 @@ def map_at_k(query_codes, db_codes, query_labels, db_labels, k: int) -> float:
 
 def _check_k(k):
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an integer, got {k!r}")
+        raise BadOptionType(f"k must be an integer, got {k!r}")
     if int(k) < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise BadOption(f"k must be at least 1, got {k}")
 
 
 def precision_at_k(query_codes, db_codes, query_labels, db_labels, k: int, ties="expected") -> float:
@@ -283,6 +284,6 @@ def map_from_distances(distances, query_labels, db_labels) -> float:
     dist = np.asarray(distances, dtype=np.float64)
     ql, dl = _labels(query_labels, "query_labels"), _labels(db_labels, "db_labels")
     if dist.shape != (len(ql), len(dl)):
-        raise ValueError(f"distances must be (queries x database) = {(len(ql), len(dl))}, got {dist.shape}")
+        raise BadOption(f"distances must be (queries x database) = {(len(ql), len(dl))}, got {dist.shape}")
     order = np.argsort(dist, axis=1, kind="stable")
     return float(_ap_from_ranked(np.take_along_axis(_relevant(ql, dl), order, 1)).mean())

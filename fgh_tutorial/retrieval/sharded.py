@@ -19,37 +19,25 @@ sorted list. The driver merges them with one key,
 and keeps the k smallest. On a cluster (``ray start --head`` and ``ray start --address``), pass
 ``address="auto"``; ``cpus_per_shard`` / ``gpus_per_shard`` place one shard per core or GPU. A
 folder of shard files is read by the actors themselves, so it must be on storage they can reach.
+A shard's error (a damaged file, bad codes) reaches the caller as the shard raised it, in one
+line (``ray_cluster.gather``); shards the cluster cannot place are refused at once, and shards
+that do not start within ``FGH_RAY_TIMEOUT`` seconds end in a ``Timeout``. After ``close`` the
+index refuses every call.
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadFile, BadOption, MissingFile
+from ..files import read_json, write_json
 from .codes import load_codes, n_words, save_codes, unpack_codes
 from .hamming import database_columns, hamming_topk, hamming_topk_torch
-from .index import HammingIndex
+from .index import HammingIndex, check_k
+from .ray_cluster import check_room, connect, gather, start_timeout
 
 MANIFEST = "index.json"
-
-
-def connect(address: str | None = None, **init_kwargs):
-    """Join Ray: ``address`` None starts a local instance (unless this process already joined
-    one), ``"auto"`` or ``"host:port"`` joins a running cluster. Returns the ``ray`` module."""
-    try:
-        import ray
-    except ImportError as err:
-        raise ImportError("Ray is an optional extra: pip install 'fgh_tutorial[scale]'") from err
-    if not ray.is_initialized():
-        try:
-            ray.init(address=address, **init_kwargs)
-        except Exception as err:  # Ray raises bare Exceptions for a node that does not start
-            ray.shutdown()
-            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise ConnectionError(f"{where} could not be started or reached ({str(err).splitlines()[0][:200]})") from err
-    return ray
 
 
 def merge_topk(parts, k: int, ntotal: int):
@@ -93,6 +81,9 @@ class Shard:
             import numba
 
             numba.set_num_threads(int(threads))
+
+    def ready(self) -> bool:
+        return True
 
     def add(self, words: np.ndarray, first_id: int) -> int:
         self.local = np.append(self.local, len(self.words))
@@ -145,7 +136,7 @@ class Shard:
         words, bits, extra = load_codes(path, self.bits)
         ids = np.asarray(extra.get("ids", np.zeros(0)), np.int64)
         if len(ids) != len(words) or (len(ids) > 1 and (np.diff(ids) <= 0).any()):
-            raise ValueError(f"{path}: a shard file needs 'ids', one per code, increasing")
+            raise BadFile(f"{path}: a shard file needs 'ids', one per code, increasing")
         breaks = np.flatnonzero(np.diff(ids) != 1) + 1
         self.local = np.concatenate([[0], breaks]).astype(np.int64) if len(ids) else np.zeros(0, np.int64)
         self.first = ids[self.local] if len(ids) else np.zeros(0, np.int64)
@@ -161,11 +152,12 @@ class ShardedIndex:
     def __init__(self, bits: int, shards: int = 2, address: str | None = None, cpus_per_shard: float | None = None,
                  gpus_per_shard: float = 0):
         if not 1 <= int(bits) <= 4096:
-            raise ValueError(f"bits must be in 1..4096, got {bits}")
-        if int(shards) < 1:
-            raise ValueError(f"shards must be at least 1, got {shards}")
-        self.bits, self.sizes = int(bits), np.zeros(int(shards), np.int64)
+            raise BadOption(f"bits must be in 1..4096, got {bits}")
+        if isinstance(shards, bool) or not isinstance(shards, (int, np.integer)) or shards < 1:
+            raise BadOption(f"shards must be a positive integer, got {shards!r}")
+        self.bits, self.sizes, self.closed = int(bits), np.zeros(int(shards), np.int64), False
         self._ray = connect(address)
+        check_room(self._ray, int(shards), cpus_per_shard, gpus_per_shard, "shards")
         options = {}  # none: Ray's default, an actor holds no CPU while it waits, so shards may outnumber cores
         if cpus_per_shard is not None:
             options["num_cpus"] = cpus_per_shard
@@ -174,6 +166,14 @@ class ShardedIndex:
         threads = max(1, int(cpus_per_shard)) if cpus_per_shard else None
         actor = self._ray.remote(Shard).options(**options)
         self.actors = [actor.remote(self.bits, threads, gpus_per_shard > 0) for _ in range(int(shards))]
+        self._get([a.ready.remote() for a in self.actors], "starting the shards", start_timeout())
+
+    def _get(self, refs, what: str, timeout: float | None = None):
+        return gather(self._ray, refs, f"ShardedIndex: {what}", timeout)
+
+    def _open(self) -> None:
+        if self.closed:
+            raise BadOption("this ShardedIndex is closed (its shards have ended): load or build a new one")
 
     @property
     def n_words(self) -> int:
@@ -188,6 +188,7 @@ class ShardedIndex:
 
     def add(self, codes) -> "ShardedIndex":
         """Append codes; their ids continue from ``ntotal``."""
+        self._open()
         new = self._as_words(codes, "codes")
         take, start, first = fill(self.sizes, len(new)), 0, self.ntotal
         calls = []
@@ -195,39 +196,41 @@ class ShardedIndex:
             part = new[start:start + take[j]]
             calls.append(self.actors[j].add.remote(part, first + start))
             start += int(take[j])
-        self._ray.get(calls)
+        self._get(calls, "adding codes")
         self.sizes += take
         return self
 
     def search(self, queries, k: int):
         """(distances int32, ids int64) of the k nearest codes, sorted, ties by lower id."""
+        self._open()
+        k = check_k(k)
         q = self._as_words(queries, "queries")
-        if int(k) < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
         return merge_topk(self.shard_results(q, k), k, self.ntotal)
 
     def shard_results(self, q: np.ndarray, k: int) -> list:
         """Every shard's top-k of packed queries ``q``, with global ids (before the merge)."""
         ref = self._ray.put(np.ascontiguousarray(q))
-        return self._ray.get([a.search.remote(ref, int(k)) for a, s in zip(self.actors, self.sizes) if s]) or \
+        return self._get([a.search.remote(ref, int(k)) for a, s in zip(self.actors, self.sizes) if s], "search") or \
             [(np.zeros((len(q), 0), np.int32), np.zeros((len(q), 0), np.int64))]
 
     def save(self, path) -> Path:
         """``*.npz``: one codes file (``save_codes``), what ``HammingIndex.load`` reads; any other
         path: a folder with one codes file per shard (written by the actors) and ``index.json``."""
+        self._open()
         path = Path(path)
         if path.suffix == ".npz":
             words = np.empty((self.ntotal, self.n_words), np.uint64)
-            for w, ids in self._ray.get([a.dump.remote() for a in self.actors]):
+            for w, ids in self._get([a.dump.remote() for a in self.actors], "collecting the codes"):
                 words[ids] = w
             return save_codes(path, words, self.bits)
+        if path.exists() and not path.is_dir():
+            raise BadOption(f"{path} is a file: a sharded index is saved to a folder (or to a .npz codes file)")
         path.mkdir(parents=True, exist_ok=True)
+        (path / MANIFEST).unlink(missing_ok=True)  # the folder is incomplete until the new manifest is written
         files = [f"shard-{j:05d}.npz" for j in range(len(self.actors))]
-        self._ray.get([a.save.remote(str(path.resolve() / f)) for a, f in zip(self.actors, files)])
-        manifest = {"bits": self.bits, "ntotal": self.ntotal, "files": files, "sizes": self.sizes.tolist()}
-        tmp = path / f".{MANIFEST}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, path / MANIFEST)
+        self._get([a.save.remote(str(path.resolve() / f)) for a, f in zip(self.actors, files)], f"saving to {path}")
+        write_json(path / MANIFEST, {"bits": self.bits, "ntotal": self.ntotal, "files": files,
+                                     "sizes": self.sizes.tolist()})
         return path
 
     @classmethod
@@ -239,23 +242,37 @@ class ShardedIndex:
             words, bits, _ = load_codes(path)
             return cls(bits, shards, address, **options).add(words)
         if not (path / MANIFEST).is_file():
-            raise FileNotFoundError(f"no codes file or sharded index folder (with {MANIFEST}) at {path}")
-        manifest = json.loads((path / MANIFEST).read_text())
-        index = cls(int(manifest["bits"]), len(manifest["files"]), address, **options)
-        runs = index._ray.get([a.load.remote(str(path.resolve() / f)) for a, f in zip(index.actors, manifest["files"])])
+            raise MissingFile(f"no codes file or sharded index folder (with {MANIFEST}) at {path}")
+        manifest = read_json(path / MANIFEST)
+        files, bits, ntotal = manifest.get("files"), manifest.get("bits"), manifest.get("ntotal")
+        if not (isinstance(files, list) and files and all(isinstance(f, str) and "/" not in f for f in files)
+                and isinstance(bits, int) and isinstance(ntotal, int)):
+            raise BadFile(f"{path / MANIFEST} is damaged: it needs 'bits', 'ntotal' and the shards' 'files'")
+        missing = [f for f in files if not (path / f).is_file()]
+        if missing:
+            raise MissingFile(f"{path}: shard file(s) {', '.join(missing[:3])} listed in {MANIFEST} are missing")
+        index = cls(bits, len(files), address, **options)
+        try:
+            runs = index._get([a.load.remote(str(path.resolve() / f)) for a, f in zip(index.actors, files)],
+                              f"loading {path}")
+        except BaseException:
+            index.close()
+            raise
         index.sizes = np.array([int(r[:, 1].sum()) for r in runs], np.int64)
         starts = np.concatenate([r for r in runs if len(r)] or [np.zeros((0, 2), np.int64)])
         starts = starts[np.argsort(starts[:, 0])]
         expected = np.concatenate([[0], np.cumsum(starts[:, 1])])[:-1]  # each run starts where the last ended
-        if index.ntotal != manifest["ntotal"] or not np.array_equal(starts[:, 0], expected):
-            raise ValueError(f"{path}: the shard files' ids do not cover 0..{manifest['ntotal'] - 1} once each")
+        if index.ntotal != ntotal or not np.array_equal(starts[:, 0], expected):
+            index.close()
+            raise BadFile(f"{path}: the shard files' ids do not cover 0..{ntotal - 1} once each")
         return index
 
     def close(self) -> None:
         """End the shard actors (they also end when the index is garbage-collected)."""
         for a in self.actors:
             self._ray.kill(a)
-        self.actors, self.sizes = [], np.zeros(0, np.int64)
+        self.actors, self.sizes, self.closed = [], np.zeros(0, np.int64), True
 
     def __repr__(self) -> str:
-        return f"ShardedIndex(bits={self.bits}, ntotal={self.ntotal}, shards={len(self.actors)})"
+        state = ", closed" if self.closed else ""
+        return f"ShardedIndex(bits={self.bits}, ntotal={self.ntotal}, shards={len(self.actors)}{state})"

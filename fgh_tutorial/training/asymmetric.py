@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..attention.erasing import ERASERS, make_eraser, split_masks
+from ..errors import BadOption
 from ..data import stack
 from ..models.encode import encode
 from ..retrieval.codes import binarize
@@ -111,7 +112,7 @@ def make_optimizer(model, cfg: AsymmetricConfig, params=None):
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
+    raise BadOption(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
 
 
 def batch_loss(model, x, y, pos, state: AsymmetricState, cfg, erase, labels, g, x_pos=None):
@@ -228,17 +229,17 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     validation and checkpoints on rank 0, and every process ends with rank 0's weights and V.
     """
     if cfg.method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {cfg.method!r}")
+        raise BadOption(f"method must be one of {METHODS}, got {cfg.method!r}")
     if cfg.erasing not in ERASERS:
-        raise ValueError(f"erasing must be one of {ERASERS}, got {cfg.erasing!r}")
+        raise BadOption(f"erasing must be one of {ERASERS}, got {cfg.erasing!r}")
     if cfg.positives not in POSITIVES:
-        raise ValueError(f"positives must be one of {POSITIVES}, got {cfg.positives!r}")
+        raise BadOption(f"positives must be one of {POSITIVES}, got {cfg.positives!r}")
     if sum(cfg.segments) != model.bits:
-        raise ValueError(f"segments {cfg.segments} must add up to the model's {model.bits} bits")
+        raise BadOption(f"segments {cfg.segments} must add up to the model's {model.bits} bits")
     device = next(model.parameters()).device
     labels = torch.as_tensor(check_labels(labels, "labels")).long().to(device)  # (n, 1) read as class ids
     if labels.ndim != 1 or len(labels) == 0:
-        raise ValueError(f"labels must be the class ids (n,) of at least one image, got shape {tuple(labels.shape)}")
+        raise BadOption(f"labels must be the class ids (n,) of at least one image, got shape {tuple(labels.shape)}")
     g = torch.Generator().manual_seed(cfg.seed)
     state = AsymmetricState(V=initial_codes(model, images, labels, cfg, g))
     opt = make_optimizer(model, cfg)

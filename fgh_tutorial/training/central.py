@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import BadOption
 from ..data.transforms import augment
 from ..models.encode import encode
 from ..models.heads import HashingModel
@@ -61,13 +62,13 @@ def train_hashing(model: HashingModel, images, labels: torch.Tensor, *, epochs: 
     and may add an ``aux_loss`` (its attention constraints).
     """
     if schedule not in ("onecycle", "constant"):
-        raise ValueError(f"schedule must be 'onecycle' or 'constant', got {schedule!r}")
+        raise BadOption(f"schedule must be 'onecycle' or 'constant', got {schedule!r}")
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     n_classes = int(labels.max()) + 1
     segments = list(segments or [model.bits])
     if sum(segments) != model.bits:
-        raise ValueError(f"segments {segments} must add up to the model's {model.bits} bits")
+        raise BadOption(f"segments {segments} must add up to the model's {model.bits} bits")
     centres = [hash_centres(n_classes, b, seed + i).to(device) for i, b in enumerate(segments)]
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     steps = epochs * max(1, len(images) // batch_size)

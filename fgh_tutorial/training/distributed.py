@@ -34,6 +34,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from ..errors import BadOption
+
 ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -66,7 +68,7 @@ class Distributed:
     def shard(self, size: int) -> slice:
         """This process's rows of a mini-batch of ``size``: r, r + W, r + 2W, ..."""
         if size < self.world:
-            raise ValueError(f"a mini-batch of {size} cannot be split over {self.world} processes: "
+            raise BadOption(f"a mini-batch of {size} cannot be split over {self.world} processes: "
                              f"raise batch_size (and samples) to at least {self.world}")
         return slice(self.rank, None, self.world)
 
@@ -162,12 +164,12 @@ def join_from_env(device: str | None = None) -> Distributed | None:
         return None
     missing = [k for k in ENV if k not in os.environ]
     if missing:
-        raise ValueError(f"WORLD_SIZE is set but {', '.join(missing)} is not: start the processes with torchrun")
+        raise BadOption(f"WORLD_SIZE is set but {', '.join(missing)} is not: start the processes with torchrun")
     rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
     cuda = torch.cuda.is_available() and not str(device or "").startswith("cpu")
     if cuda:
         if local >= torch.cuda.device_count():
-            raise ValueError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} GPU(s): "
+            raise BadOption(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} GPU(s): "
                              "use --nproc_per_node <= the number of GPUs")
         torch.cuda.set_device(local)
     where = torch.device("cuda", local) if cuda else torch.device("cpu")

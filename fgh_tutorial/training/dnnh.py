@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import BadOptionType
 from .asymmetric import AsymmetricConfig
 from .symmetric import train_symmetric
 
@@ -28,7 +29,7 @@ def train_dnnh(model, images, labels, cfg: AsymmetricConfig, **kwargs):
     """Train a ``DNNH`` network; returns (database codes +-1, history). ``kwargs`` go to
     ``train_symmetric`` (checkpoint_dir, val, progress, stop_after_epochs)."""
     if not hasattr(model, "segment_logits"):
-        raise TypeError(f"the dnnh trainer needs a DNNH network (arch 'dnnh'), got {type(model).__name__}")
+        raise BadOptionType(f"the dnnh trainer needs a DNNH network (arch 'dnnh'), got {type(model).__name__}")
 
     def batch_loss(model, x, y, g):
         h = model.forward_all(x)["h"]

@@ -18,12 +18,17 @@ SREM erases image regions, so it has no place here: the methods are ``adsh`` and
 
 The cache (``features.npz`` in the run folder) carries a fingerprint of the data (image paths,
 sizes, modification times and the Dataset's transform; or the bytes of a tensor) and of the
-backbone (a digest of its weights); when either changes, the features are computed again.
+backbone (a digest of its weights); when either changes, the features are computed again. A
+cache is also checked against what it must hold (one feature of the backbone's width per image,
+the split's labels); a cache that is damaged, truncated or does not fit is computed again with
+a warning, never trained on. It is written with ``files.atomic_write``.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +36,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.loader import encode_loader, image_files
+from ..errors import BadOption
+from ..files import atomic_write, path_bytes
 from ..models.heads import HashHead, HashingModel
 from ..retrieval.codes import binarize
 from .asymmetric import train_asymmetric
 
 FEATURES_FILE = "features.npz"
+FEATURE_BATCH = 128  # images per forward pass of the backbone
 FROZEN_METHODS = ("adsh", "adsh+esrl")
 
 
@@ -67,7 +75,7 @@ def data_digest(data) -> str | None:
     h.update(repr(getattr(base, "transform", None)).encode())
     for path in files:
         stat = os.stat(path)
-        h.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        h.update(path_bytes(path) + f"\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())  # names in any encoding
     return h.hexdigest()
 
 
@@ -93,7 +101,7 @@ def _batches(data, batch_size, workers, device):
 
 
 @torch.no_grad()
-def extract_features(backbone, splits: dict, device="cpu", batch_size: int = 128, workers: int | None = None,
+def extract_features(backbone, splits: dict, device="cpu", batch_size: int = FEATURE_BATCH, workers: int | None = None,
                      progress: bool = True) -> dict:
     """{split: (pooled features float32 (N x C), labels int64)} of every split (data, labels)."""
     device = torch.device(device)
@@ -117,20 +125,38 @@ def extract_features(backbone, splits: dict, device="cpu", batch_size: int = 128
     return out
 
 
-def _read_cache(cache: Path, key: str, splits) -> dict | None:
+def _read_cache(cache: Path, key: str, splits, width: int, warn: bool = True) -> dict | None:
+    """The cached features when ``cache`` holds those of these splits (fingerprint, one feature of
+    ``width`` per image, the same labels), else None; a damaged cache is named in a warning."""
+    if not cache.is_file():
+        return None
     try:
         with np.load(cache, allow_pickle=False) as z:
-            if str(z["fingerprint"]) == key:
-                return {s: (torch.from_numpy(z[f"{s}.features"]), torch.from_numpy(z[f"{s}.labels"])) for s in splits}
-    except (OSError, ValueError, KeyError):  # missing, unreadable or from another version: computed again
-        pass
-    return None
+            if str(z["fingerprint"]) != key:
+                return None  # other data or weights: computed again, as designed
+            out = {s: (torch.from_numpy(z[f"{s}.features"]), torch.from_numpy(z[f"{s}.labels"])) for s in splits}
+        for s, (f, y) in out.items():
+            labels = np.asarray(splits[s][1])
+            if f.ndim != 2 or f.shape != (len(labels), width) or not np.array_equal(y.numpy(), labels):
+                raise ValueError(f"the {s} features are {tuple(f.shape)}, the split needs ({len(labels)}, {width})")
+        return out
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # truncated, damaged, from another version: computed again
+        if warn:
+            warnings.warn(f"the feature cache {cache} cannot be used ({str(err).splitlines()[0][:160] or type(err).__name__}):"
+                          " computing the features again", stacklevel=3)
+        return None
+
+
+def _width(backbone) -> int:
+    return int(getattr(backbone, "out_channels"))
 
 
 def cache_is_current(backbone, splits: dict, cache) -> bool:
     """Whether ``cache`` holds the features of these splits under this backbone."""
     key = fingerprint(backbone, splits)
-    return key is not None and _read_cache(Path(cache), key, splits) is not None
+    return key is not None and _read_cache(Path(cache), key, splits, _width(backbone), warn=False) is not None
 
 
 def cached_features(backbone, splits: dict, cache=None, device="cpu", workers: int | None = None,
@@ -139,16 +165,14 @@ def cached_features(backbone, splits: dict, cache=None, device="cpu", workers: i
     fingerprint matches the backbone and the data, else computed and written there atomically."""
     key = fingerprint(backbone, splits) if cache is not None else None
     cache = Path(cache) if cache is not None else None
-    if key is not None and (stored := _read_cache(cache, key, splits)) is not None:
+    if key is not None and (stored := _read_cache(cache, key, splits, _width(backbone))) is not None:
         return stored
     feats = extract_features(backbone, splits, device, workers=workers, progress=progress)
     if key is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
         arrays = {f"{s}.{k}": v.numpy() for s, (f, y) in feats.items() for k, v in (("features", f), ("labels", y))}
-        with open(tmp, "wb") as fh:
-            np.savez(fh, fingerprint=np.array(key), **arrays)
-        os.replace(tmp, cache)
+        buf = io.BytesIO()
+        np.savez(buf, fingerprint=np.array(key), **arrays)
+        atomic_write(cache, buf.getbuffer())
     return feats
 
 
@@ -168,7 +192,7 @@ def train_head(features: dict, cfg, checkpoint_dir=None, device="cpu", progress:
     """The asymmetric loop on cached features {"train": (f, y), "val": (f, y) optional}:
     returns (hash layer on raw features, V, history)."""
     if cfg.method not in FROZEN_METHODS:
-        raise ValueError(f"frozen-backbone mode trains the hash layer on pooled features: method must be one of "
+        raise BadOption(f"frozen-backbone mode trains the hash layer on pooled features: method must be one of "
                          f"{FROZEN_METHODS} (SREM erases image regions), got {cfg.method!r}")
     f_db, y_db = features["train"]
     mu, sigma = f_db.mean(0), f_db.std(0).clamp_min(1e-6)
@@ -207,5 +231,5 @@ def encode_features(model: HashingModel, features: torch.Tensor) -> np.ndarray:
     return binarize(torch.cat([head(f) for f in features.float().split(4096)]).numpy())
 
 
-__all__ = ["FEATURES_FILE", "FROZEN_METHODS", "backbone_digest", "cache_is_current", "cached_features", "data_digest", "encode_features",
-           "extract_features", "fingerprint", "fold", "train_frozen", "train_head"]
+__all__ = ["FEATURES_FILE", "FEATURE_BATCH", "FROZEN_METHODS", "backbone_digest", "cache_is_current", "cached_features",
+           "data_digest", "encode_features", "extract_features", "fingerprint", "fold", "train_frozen", "train_head"]

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..errors import BadOption
 from ..data import stack
 from ..models.gan import Discriminator, Generator
 from .cache import cache_dir
@@ -89,7 +90,7 @@ def train_dcgan(images, cfg: GANConfig = GANConfig(), device="cpu", progress: bo
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
     hist, start, n = GANHistory(), time.perf_counter(), len(images)
     if n < 2:
-        raise ValueError(f"a GAN needs at least 2 training images, got {n}")
+        raise BadOption(f"a GAN needs at least 2 training images, got {n}")
     batch = min(cfg.batch_size, n)
     for _ in tqdm(range(cfg.epochs), desc="DCGAN epochs", disable=not progress):
         order, d_sum, g_sum, steps = torch.randperm(n, generator=g), 0.0, 0.0, 0

@@ -26,6 +26,7 @@ import math
 
 import torch
 
+from ..errors import BadOption
 from ..data import stack
 from .asymmetric import AsymmetricConfig
 from .gan import GANConfig, load_or_train_gan
@@ -54,7 +55,7 @@ def train_maxent(model, images, labels, cfg: AsymmetricConfig, generator=None, g
     ``GANConfig.for_image_size`` with the config's seed). Returns (database codes +-1, history);
     ``kwargs`` go to ``train_symmetric``."""
     if not 0 <= fake_ratio <= 4:
-        raise ValueError(f"fake_ratio must be in [0, 4], got {fake_ratio}")
+        raise BadOption(f"fake_ratio must be in [0, 4], got {fake_ratio}")
     device = next(model.parameters()).device
     if generator is None:
         gan = gan or GANConfig.for_image_size(stack(images, [0]).shape[-1], cfg.seed)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import BadOption
+
 POSITIVES = ("batch", "dataset")
 
 
@@ -37,7 +39,7 @@ class DatasetPositives:
     def __init__(self, labels):
         y = torch.as_tensor(labels).cpu().long()
         if y.ndim != 1 or len(y) == 0:
-            raise ValueError(f"labels must be a non-empty vector of class ids, got shape {tuple(y.shape)}")
+            raise BadOption(f"labels must be a non-empty vector of class ids, got shape {tuple(y.shape)}")
         self.labels = y
         self.order = torch.argsort(y, stable=True)  # rows grouped by class
         self.count = torch.bincount(y)

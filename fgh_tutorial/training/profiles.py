@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..errors import BadOption
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -45,7 +47,7 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     """The profile ``name`` (default: ``$FGH_PROFILE`` or ``"cpu"``), with fields overridden."""
     name = name or os.environ.get("FGH_PROFILE", "cpu")
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} (FGH_PROFILE)")
+        raise BadOption(f"unknown profile {name!r}; choose one of {sorted(PROFILES)} (FGH_PROFILE)")
     overrides.setdefault("data_root", os.environ.get("FGH_DATA"))
     return replace(PROFILES[name], **overrides)
 

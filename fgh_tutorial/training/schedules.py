@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import BadOption
+
 SCHEDULES = ("constant", "paper")
 
 
@@ -43,7 +45,7 @@ def lr_at(schedule: str, lr: float, iteration: int, milestones=()) -> float:
         return lr
     if schedule == "paper":
         return lr * 0.1 ** sum(1 for m in milestones if iteration >= m)
-    raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    raise BadOption(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
 
 
 def set_lr(optimizer, value: float) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import BadOption
 from ..retrieval.codes import hard_sign
 
 SIMILARITIES = ("soft", "hard")
@@ -31,7 +32,7 @@ SIMILARITIES = ("soft", "hard")
 def _labels(labels, device):
     y = torch.as_tensor(labels, device=device)
     if y.ndim != 1:
-        raise ValueError(f"db_labels must be class ids (n,), got shape {tuple(y.shape)}")
+        raise BadOption(f"db_labels must be class ids (n,), got shape {tuple(y.shape)}")
     _, y = torch.unique(y, return_inverse=True)
     return y
 
@@ -70,7 +71,7 @@ def update_database_codes(V, U, sample_index, db_labels, gamma: float = 200.0, s
     input). Inputs may be numpy arrays or tensors; the computation runs in ``dtype`` on U's device
     (pass CUDA tensors to use the GPU)."""
     if similarity not in SIMILARITIES:
-        raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
+        raise BadOption(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
     U = torch.as_tensor(U)
     device = U.device
     out_dtype = V.dtype if isinstance(V, torch.Tensor) and V.is_floating_point() else torch.float32
@@ -78,14 +79,14 @@ def update_database_codes(V, U, sample_index, db_labels, gamma: float = 200.0, s
     V = torch.as_tensor(V, device=device).to(dtype)
     index = torch.as_tensor(sample_index, device=device, dtype=torch.long)
     if V.ndim != 2 or U.ndim != 2 or V.shape[1] != U.shape[1]:
-        raise ValueError(f"V (n x c) and U (m x c) must share c, got {tuple(V.shape)} and {tuple(U.shape)}")
+        raise BadOption(f"V (n x c) and U (m x c) must share c, got {tuple(V.shape)} and {tuple(U.shape)}")
     if len(index) != len(U):
-        raise ValueError(f"sample_index has {len(index)} entries for {len(U)} rows of U")
+        raise BadOption(f"sample_index has {len(index)} entries for {len(U)} rows of U")
     if len(torch.unique(index)) != len(index):
-        raise ValueError("sample_index must not repeat a database point")
+        raise BadOption("sample_index must not repeat a database point")
     y = _labels(db_labels, device)
     if len(y) != len(V):
-        raise ValueError(f"db_labels has {len(y)} entries for {len(V)} database codes")
+        raise BadOption(f"db_labels has {len(y)} entries for {len(V)} database codes")
     Q = linear_term(U, index, y, gamma, similarity)
     G = U.T @ U
     Vt, Qt = V.T.contiguous(), Q.T.contiguous()  # bit-major: each bit's column is contiguous

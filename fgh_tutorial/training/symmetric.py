@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import BadOption
 from ..data import stack
 from ..data.transforms import augment
 from ..models.encode import encode
@@ -68,11 +69,11 @@ def train_symmetric(model, images, labels, cfg: AsymmetricConfig, batch_loss, *,
     (the best iteration's weights are kept, then the database is encoded). Without ``val`` the last iteration's
     are returned. ``stop_after_epochs`` interrupts the run (to test resuming)."""
     if dist is not None:
-        raise ValueError(f"the {name} trainer runs in one process; distributed training is for asymmetric systems")
+        raise BadOption(f"the {name} trainer runs in one process; distributed training is for asymmetric systems")
     if sum(cfg.segments) != model.bits:
-        raise ValueError(f"segments {cfg.segments} must add up to the model's {model.bits} bits")
+        raise BadOption(f"segments {cfg.segments} must add up to the model's {model.bits} bits")
     if cfg.iterations < 1 or cfg.epochs < 1 or cfg.samples < 1:
-        raise ValueError("iterations, epochs and samples must be positive, "
+        raise BadOption("iterations, epochs and samples must be positive, "
                          f"got {cfg.iterations}, {cfg.epochs}, {cfg.samples}")
     device = next(model.parameters()).device
     labels = torch.as_tensor(labels)
