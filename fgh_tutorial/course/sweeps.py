@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
+
+from ..files import atomic_write
 
 
 def load_sweep(path) -> dict:
@@ -30,11 +31,7 @@ def load_sweep(path) -> dict:
 
 
 def _write(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)  # atomic: a reader never sees half a file
+    atomic_write(path, json.dumps(data, indent=1))  # a reader never sees half a file
 
 
 def _key(setting: dict, seed: int) -> str:
