@@ -64,3 +64,19 @@ def test_bad_config():
         train_asymmetric(model(8), images, labels, AsymmetricConfig(segments=(8,), method="dpsh"), progress=False)
     with pytest.raises(ValueError, match="add up"):
         train_asymmetric(model(8), images, labels, AsymmetricConfig(segments=(12,)), progress=False)
+
+
+@pytest.mark.parametrize("scores, patience, ran, best", [
+    ([0.5, 0.4, 0.45, 0.6, 0.7, 0.1], 2, 3, 1),  # no better iteration in 2 and 3: stop after 3
+    ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 2, 6, 6),  # still climbing: the whole budget
+    ([0.5, 0.4, 0.45, 0.6, 0.7, 0.1], 0, 6, 5),  # patience 0: every iteration
+])
+def test_patience_stops_at_the_validation_plateau(monkeypatch, scores, patience, ran, best):
+    import fgh_tutorial.training.asymmetric as asym
+
+    it = iter(scores)
+    monkeypatch.setattr(asym, "evaluate_asymmetric", lambda *a, **k: [next(it)])
+    images, labels = toy()
+    cfg = AsymmetricConfig(segments=(8,), iterations=6, samples=32, batch_size=16, patience=patience)
+    _, hist = train_asymmetric(model(8), images, labels, cfg, val=(images[:8], labels[:8]), progress=False)
+    assert hist.val_map == scores[:ran] and hist.best_iteration == best

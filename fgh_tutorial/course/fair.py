@@ -8,8 +8,9 @@ What makes the test fair:
 * the whole pipeline is trained on the data it is tested on: each variant (``default``,
   ``redundant``) has its own course model (notebook 01's training on that variant), and every
   arm starts from that variant's backbone;
-* every arm has the same budget (``iterations`` x ``samples`` of ADSH's alternating loop) and
-  keeps its best iteration on the validation split (the curves show the plateau);
+* every arm has the same budget and the same stopping rule: ADSH's alternating loop on ``samples``
+  database images per iteration, up to ``iterations``, stopped when ``patience`` iterations in a row
+  bring no better validation mAP (the plateau), the best iteration kept;
 * the seed fixes the samples, batches, flips and erased cells, so arm A and arm B of one seed
   differ only in what the arm names (seed-paired comparisons, ``sweeps.paired``);
 * every run is read at 12 and 48 bits (all four lengths are learned at once), on the clean
@@ -55,7 +56,9 @@ ARMS = {
     "itq": (None, {}, "ITQ on the course backbone's features"),
     "lsh": (None, {}, "LSH on the course backbone's features"),
 }
-BUDGET = {"iterations": 10, "samples": 1000, "lengths": [12, 24, 32, 48]}  # one budget for every arm
+# one budget for every arm: up to 30 iterations of 1,000 sampled images, stopped at the validation
+# plateau (4 iterations without a better validation mAP), the best iteration kept
+BUDGET = {"iterations": 30, "patience": 4, "samples": 1000, "lengths": [12, 24, 32, 48]}
 SEEDS = (0, 1, 2, 3, 4)
 
 
@@ -120,7 +123,7 @@ def fair_run(setting: dict, seed: int) -> dict:
         q_occ = with_masks(q_occ, masks(data)["test"])
     system = get_system(name)
     cfg = AsymmetricConfig(segments=lengths, iterations=setting["iterations"], samples=setting["samples"], seed=seed,
-                           **overrides)
+                           patience=setting.get("patience", 0), **overrides)
     torch.manual_seed(seed)
     backbone, n_classes = copy.deepcopy(variant_model(data).backbone), int(db_y.max()) + 1
     if oracle:

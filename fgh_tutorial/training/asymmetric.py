@@ -74,6 +74,7 @@ class AsymmetricConfig:
     workers: int | None = None  # Datasets: decoding worker processes (None: from the CPU count)
     compile: bool = False  # torch.compile the network's forward
     init_codes: str = "random"  # V at the start: "random" or "network" (initial_codes.py)
+    patience: int = 0  # stop after this many iterations without a better validation mAP (0: run every iteration)
 
 
 @dataclass
@@ -280,6 +281,9 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
             if stop_after_epochs is not None and done >= stop_after_epochs:
                 return state.V, state.history
         state.epoch = 0
+        if cfg.patience and dist is None and state.history.best_iteration > 0 \
+                and state.iteration - state.history.best_iteration >= cfg.patience:
+            break  # the validation plateau: no better iteration for `patience` iterations
     if state.best is not None:
         model.load_state_dict(state.best["model"])
         state.V = state.best["V"].to(device)
