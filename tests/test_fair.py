@@ -146,3 +146,26 @@ def test_each_variant_has_its_own_course_model(tiny_course):
     assert len(names) == 2 and any(n.startswith("cpu-redundant-") for n in names)
     assert not torch.equal(a.head.linear.weight if hasattr(a.head, "linear") else next(a.head.parameters()),
                            b.head.linear.weight if hasattr(b.head, "linear") else next(b.head.parameters()))
+
+
+def test_paired_differences_figure_draws_each_mean_and_its_interval():
+    from fgh_tutorial.app import charts
+
+    shown = {"n": 5, "mean": 0.02, "low": 0.01, "high": 0.03, "diffs": [0.01, 0.02, 0.03, 0.02, 0.02],
+             "verdict": "higher"}
+    unsure = {"n": 5, "mean": -0.01, "low": -0.03, "high": 0.01, "diffs": [0.0] * 5, "verdict": "no difference shown"}
+    fig = charts.paired_differences(["a", "b"], {"default": {"12 bits": [shown, unsure]}}, "difference")
+    ax = fig.axes[0]
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [float(d.get_xdata()[0]) for d in dots] == [0.02, -0.01]
+    assert dots[0].get_markerfacecolor() != "white" and dots[1].get_markerfacecolor() == "white"
+    intervals = [line.get_xdata() for line in ax.lines
+                 if line.get_marker() in ("None", "", None) and len(line.get_xdata()) == 2]
+    assert [0.01, 0.03] in [list(map(float, x)) for x in intervals]
+
+
+def test_band_curves_take_runs_that_stopped_early():
+    from fgh_tutorial.app import charts
+
+    fig = charts.band_curves([1, 2, 3], {"a": [[0.1, 0.3], [0.3, 0.5, 0.6]]}, "iteration", "mAP")
+    assert list(fig.axes[0].lines[0].get_ydata()) == pytest.approx([0.2, 0.4, 0.6])

@@ -45,13 +45,15 @@ def spread_bars(groups: list, series: dict, ylabel: str, title: str = "", chance
 
 
 def band_curves(x, series: dict, xlabel: str, ylabel: str, title: str = "") -> Figure:
-    """Curves of the mean over seeds with a shaded min-max band: ``series = {name: (n_seeds x len(x))}``."""
+    """Curves of the mean over seeds with a shaded min-max band: ``series = {name: [curve per seed]}``;
+    a curve shorter than ``x`` (a run stopped early) counts only where it has values."""
     fig = _figure(5.5, 3.4)
     ax = fig.subplots()
     for name, runs in series.items():
-        runs = np.asarray(runs, dtype=float)
-        line, = ax.plot(x, runs.mean(0), marker=".", label=name)
-        ax.fill_between(x, runs.min(0), runs.max(0), color=line.get_color(), alpha=0.2)
+        runs = np.array([list(r) + [np.nan] * (len(x) - len(r)) for r in runs], dtype=float)  # runs may stop early
+        with np.errstate(all="ignore"):
+            line, = ax.plot(x, np.nanmean(runs, 0), marker=".", label=name)
+            ax.fill_between(x, np.nanmin(runs, 0), np.nanmax(runs, 0), color=line.get_color(), alpha=0.2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -142,9 +144,10 @@ def paired_differences(arms: list, panels: dict, xlabel: str, title: str = "") -
         ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].set_yticks(y, arms, fontsize=8)
-    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
-                    title="dot: mean; line: 95% interval;\nticks: seeds; filled: interval excludes 0",
-                    title_fontsize=6)
+    if axes[-1].get_legend_handles_labels()[0]:
+        axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                        title="dot: mean; line: 95% interval;\nticks: seeds; filled: interval excludes 0",
+                        title_fontsize=6)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
