@@ -43,14 +43,17 @@ def probe(threads: int) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sweep", choices=["probe", "fair", *experiments.SWEEPS])
+    parser.add_argument("sweep", choices=["probe", "fair", "fair-pilot", *experiments.SWEEPS])
     parser.add_argument("--budget", type=float, default=None, help="start no new run after this many seconds")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--arms", nargs="+", default=list(fair.ARMS), choices=list(fair.ARMS), help="fair: these arms")
     parser.add_argument("--data", nargs="+", default=list(experiments.DATA), choices=list(experiments.DATA),
                         help="fair: these SynthBirds variants")
+    parser.add_argument("--lr", type=float, nargs="+", default=list(fair.PILOT_LR), help="fair-pilot: these rates")
     args = parser.parse_args(argv)
+    if args.seeds is None and args.sweep == "fair-pilot":
+        args.seeds = [0]
     if args.seeds is None:
         args.seeds = list(fair.SEEDS if args.sweep == "fair" else experiments.SEEDS)
     torch.set_num_threads(args.threads)
@@ -58,6 +61,8 @@ def main(argv=None) -> None:
         return probe(args.threads)
     if args.sweep == "fair":
         fn, settings = fair.fair_run, fair.settings(args.arms, args.data)
+    elif args.sweep == "fair-pilot":
+        fn, settings = fair.fair_run, fair.pilot_settings(args.lr)
     else:
         fn, settings = experiments.SWEEPS[args.sweep]
     meta = {"threads": args.threads, "experiment": f"fgh_tutorial.course.experiments.{fn.__name__}",

@@ -60,10 +60,18 @@ ARMS = {
 # plateau (4 iterations without a better validation mAP), the best iteration kept
 BUDGET = {"iterations": 30, "patience": 4, "samples": 1000, "lengths": [12, 24, 32, 48]}
 SEEDS = (0, 1, 2, 3, 4)
+# Where does the control plateau? ADSH on the default variant at three learning rates, every iteration
+# run (no stopping), seed 0, validation curves only read: the budget of the fair test is chosen from
+# these curves of the control before any other arm is run with it.
+PILOT_LR = (1e-3, 3e-3, 1e-2)
 
 
 def settings(arms=tuple(ARMS), data=tuple(DATA)) -> list:
     return [{"data": d, "arm": a, **BUDGET} for d in data for a in arms]
+
+
+def pilot_settings(lrs=PILOT_LR) -> list:
+    return [{"data": "default", "arm": "adsh", **BUDGET, "patience": 0, "lr": lr} for lr in lrs]
 
 
 @lru_cache(maxsize=2)
@@ -123,7 +131,8 @@ def fair_run(setting: dict, seed: int) -> dict:
         q_occ = with_masks(q_occ, masks(data)["test"])
     system = get_system(name)
     cfg = AsymmetricConfig(segments=lengths, iterations=setting["iterations"], samples=setting["samples"], seed=seed,
-                           patience=setting.get("patience", 0), **overrides)
+                           patience=setting.get("patience", 0), **overrides,
+                           **({"lr": setting["lr"]} if "lr" in setting else {}))
     torch.manual_seed(seed)
     backbone, n_classes = copy.deepcopy(variant_model(data).backbone), int(db_y.max()) + 1
     if oracle:
