@@ -132,4 +132,4 @@ def similarity_matrices(matrices: dict, labels, title: str = "") -> Figure:
     return fig
 
 
-__all__ = ["band_curves", "line_and_points", "panels", "similarity_matrices", "spread_bars", "wrap_labels"]
+__all__ = ["band_curves", "line_and_points", "panels", "similarity_matrices", "spread_bars"]
