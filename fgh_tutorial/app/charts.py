@@ -5,6 +5,8 @@ matplotlib Figure out (like ``viz``); rows come from ``course.sweeps.summary``:
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -13,11 +15,28 @@ def _figure(width, height) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def wrap_labels(labels, inches: float, fontsize: float = 8) -> list:
+    """Break each label into lines that fit ``inches`` of width at ``fontsize``, so that neighbouring
+    tick labels do not run into each other: a label's own line breaks stay, a line too long breaks
+    after its commas first, then at spaces."""
+    chars = max(6, int(inches * 72 / (0.55 * fontsize)))  # about the average glyph width
+
+    def fit(line: str) -> str:
+        if len(line) <= chars:
+            return line
+        clauses = line.replace(", ", ",\n").split("\n")
+        return "\n".join(textwrap.fill(c, chars) or c for c in clauses)
+
+    return ["\n".join(fit(line) for line in str(label).split("\n")) for label in labels]
+
+
 def spread_bars(groups: list, series: dict, ylabel: str, title: str = "", chance: float | None = None,
                 digits: int = 3) -> Figure:
-    """Mean bars with min-max error bars and one dot per seed: ``series = {name: [row per group]}``."""
+    """Mean bars with min-max error bars and one dot per seed: ``series = {name: [row per group]}``.
+    Long group labels are wrapped to the width of their group."""
     n = max(1, len(series))
-    fig = _figure(1.6 + len(groups) * (0.5 + 0.35 * n) + 1.4, 3.6)
+    per_group = 0.5 + 0.35 * n  # inches of figure width per group
+    fig = _figure(1.6 + len(groups) * per_group + 1.4, 3.6)
     ax = fig.subplots()
     width = 0.8 / n
     x = np.arange(len(groups))
@@ -36,7 +55,7 @@ def spread_bars(groups: list, series: dict, ylabel: str, title: str = "", chance
     if chance is not None:
         ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
     ax.set_ylim(0, top * 1.1 or 1)
-    ax.set_xticks(x, groups, fontsize=8)
+    ax.set_xticks(x, wrap_labels(groups, 0.8 * per_group), fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
