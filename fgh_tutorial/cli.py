@@ -149,6 +149,10 @@ def main(argv=None) -> int:
     train.add_argument("--freeze-backbone", action="store_true",
                        help="compute the backbone's features once (cached in the run folder), then train the hash "
                             "layer alone: minutes on a laptop CPU (adsh or adsh+esrl)")
+    train.add_argument("--train-top", type=_positive, metavar="K",
+                       help="compute the maps of the backbone's frozen stages once (and of the mirror images; cached "
+                            "in the run folder), then train its K top stages and the hash layer: a laptop CPU learns "
+                            "more than with --freeze-backbone (adsh, adsh+esrl, exchnet; stages: README)")
     train.add_argument("--positives", choices=["batch", "dataset"],
                        help="ESRL positives from the mini-batch (default) or from the whole training set (FCAENet)")
     train.add_argument("--compile", action="store_true", help="torch.compile the network (GPU)")
@@ -208,7 +212,7 @@ def _positive(text):
 
 
 TRAIN_OPTIONS = ("backbone", "weights", "image_size", "lr", "batch_size", "schedule", "workers", "freeze_backbone",
-                 "positives", "compile")
+                 "positives", "compile", "train_top")
 
 
 def _lengths(text):

@@ -83,7 +83,8 @@ def fingerprint(backbone, splits: dict) -> str | None:
 
 
 # ---------------------------------------------------------------- features
-def _batches(data, batch_size, workers, device):
+def split_batches(data, batch_size, workers, device):
+    """The images of a split's data (a tensor or a Dataset) batch by batch, in order."""
     if isinstance(data, torch.Tensor):
         for s in range(0, len(data), batch_size):
             yield data[s:s + batch_size]
@@ -105,7 +106,7 @@ def extract_features(backbone, splits: dict, device="cpu", batch_size: int = 128
               disable=not progress) as bar:
         for name, (data, labels) in splits.items():
             feats = []
-            for x in _batches(data, batch_size, workers, device):
+            for x in split_batches(data, batch_size, workers, device):
                 x = x.to(device, non_blocking=True)
                 if cuda and x.ndim == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -208,4 +209,4 @@ def encode_features(model: HashingModel, features: torch.Tensor) -> np.ndarray:
 
 
 __all__ = ["FEATURES_FILE", "FROZEN_METHODS", "backbone_digest", "cache_is_current", "cached_features", "data_digest", "encode_features",
-           "extract_features", "fingerprint", "fold", "train_frozen", "train_head"]
+           "extract_features", "fingerprint", "fold", "split_batches", "train_frozen", "train_head"]
