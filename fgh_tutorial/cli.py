@@ -6,6 +6,7 @@
     python -m fgh_tutorial query --run runs/adsh48 bird1.jpg bird2.jpg
     python -m fgh_tutorial verify --data my_images/     decode every image, list the bad ones
     python -m fgh_tutorial encode --run runs/adsh48 --data my_images/ --out my_codes.npz   [--ray auto]
+    python -m fgh_tutorial explore --run runs/adsh48 [--run runs/other ...]   the explorer in a browser
     torchrun --nproc_per_node 4 -m fgh_tutorial train ...   data-parallel training, one process per GPU
 
 A failure is one line "error: ..." (exit status 2); --debug shows the traceback.
@@ -97,6 +98,12 @@ def _encode(args) -> int:
     print(f"encoded {len(words)} images into {out} ({bits}-bit codes; the image of id i is paths[i] in "
           f"{out.with_name(out.stem + '.paths.json')})")
     return 0
+
+
+def _explore(args) -> int:
+    from .app.serve import serve
+
+    return serve(args.run, args.port, not args.no_browser)
 
 
 def main(argv=None) -> int:
@@ -197,6 +204,12 @@ def main(argv=None) -> int:
                                                         "--no-ray, image-decoding processes")
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(handler=_encode)
+
+    explore = sub.add_parser("explore", help="the retrieval explorer over run folders, in a browser (Voila, loopback)")
+    explore.add_argument("--run", required=True, action="append", help="a run folder (repeat for several)")
+    explore.add_argument("--port", type=_positive, default=8866, help="the port on 127.0.0.1 (default: 8866)")
+    explore.add_argument("--no-browser", action="store_true", help="serve only; do not open a browser")
+    explore.set_defaults(handler=_explore)
 
     args = parser.parse_args(argv)
     if getattr(args, "dataset", "synthetic") != "synthetic" and not args.data:

@@ -56,7 +56,7 @@ def maps_path(run_dir, backbone, splits: dict, frozen_stages: int) -> Path | Non
 
 class StageMaps:
     """The cached maps of one run: ``views`` (the database with its flips), ``tensor`` and
-    ``encode`` read them. The file is opened lazily in each process (a worker never gets a copy);
+    ``apply`` read them. The file is opened lazily in each process (a worker never gets a copy);
     ``array``: maps held in memory instead, when there is no run folder to cache them in."""
 
     def __init__(self, path, splits: dict, shape: tuple, array: np.ndarray | None = None):
@@ -85,16 +85,19 @@ class StageMaps:
         return MapViews(self, split)
 
     @torch.no_grad()
-    def encode(self, model, split: str, batch_size: int = 256) -> torch.Tensor:
-        """Relaxed codes u of a split's maps through ``model`` (in eval mode), chunk by chunk."""
-        device = next(model.parameters()).device
-        was_training = model.training
+    def apply(self, model, split: str, fn=None, batch_size: int = 256) -> torch.Tensor:
+        """``fn(x)`` (default ``model(x)``, e.g. relaxed codes) of a split's maps, chunk by chunk,
+        with ``model`` in eval mode on its device."""
+        device, was_training = next(model.parameters()).device, model.training
         model.eval()
-        rows = self.rows(split)
-        out = [model(torch.from_numpy(np.asarray(rows[s:s + batch_size], dtype=np.float32)).to(device)).float().cpu()
-               for s in range(0, len(rows), batch_size)]
-        model.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, model.bits)
+        rows, out = self.rows(split), []
+        try:
+            for s in range(0, len(rows), batch_size):
+                x = torch.from_numpy(np.asarray(rows[s:s + batch_size], dtype=np.float32)).to(device)
+                out.append((fn or model)(x).float().cpu())
+        finally:
+            model.train(was_training)
+        return torch.cat(out)
 
 
 class MapViews(torch.utils.data.Dataset):
@@ -123,11 +126,15 @@ class MapViews(torch.utils.data.Dataset):
 
 
 # ---------------------------------------------------------------- building the cache
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB" if nbytes >= 1e5 else f"{nbytes / 1e3:.0f} kB"
+
+
 def _check_space(path: Path, nbytes: int) -> None:
     free = shutil.disk_usage(path.parent).free
     if free < nbytes + SPARE_BYTES:
-        raise OSError(f"the cache of the frozen stages' maps needs {nbytes / 1e9:.2f} GB but {path.parent} has "
-                      f"{free / 1e9:.2f} GB free: free some space, train more stages (a larger --train-top), or "
+        raise OSError(f"the cache of the frozen stages' maps needs {_size(nbytes)} but {path.parent} has "
+                      f"{_size(free)} free: free some space, train more stages (a larger --train-top), or "
                       "use a smaller --image-size")
 
 
@@ -163,9 +170,9 @@ def build_maps(bottom, splits: dict, path: Path, device="cpu", workers: int | No
     shape = map_shape(bottom, splits, device)
     nbytes = int(np.prod(shape)) * 2
     path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"caching the frozen stages' maps: {shape[0]} maps of {'x'.join(map(str, shape[1:]))}, float16, "
-          f"{nbytes / 1e6:.0f} MB in {path}", file=sys.stderr)
     _check_space(path, nbytes)
+    print(f"caching the frozen stages' maps: {shape[0]} maps of {'x'.join(map(str, shape[1:]))}, float16, "
+          f"{_size(nbytes)} in {path}", file=sys.stderr)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
