@@ -6,6 +6,7 @@
     python -m fgh_tutorial query --run runs/adsh48 bird1.jpg bird2.jpg
     python -m fgh_tutorial verify --data my_images/     decode every image, list the bad ones
     python -m fgh_tutorial encode --run runs/adsh48 --data my_images/ --out my_codes.npz   [--ray auto]
+    python -m fgh_tutorial explore --run runs/adsh48 [--run runs/other ...]   the explorer in a browser
     torchrun --nproc_per_node 4 -m fgh_tutorial train ...   data-parallel training, one process per GPU
 
 A failure is one line "error: ..." (exit status 2); --debug shows the traceback.
@@ -103,6 +104,12 @@ def _encode(args) -> int:
     return 0
 
 
+def _explore(args) -> int:
+    from .app.serve import serve
+
+    return serve(args.run, args.port, not args.no_browser)
+
+
 def main(argv=None) -> int:
     from .reporting import run_command
 
@@ -153,6 +160,10 @@ def main(argv=None) -> int:
     train.add_argument("--freeze-backbone", action="store_true",
                        help="compute the backbone's features once (cached in the run folder), then train the hash "
                             "layer alone: minutes on a laptop CPU (adsh or adsh+esrl)")
+    train.add_argument("--train-top", type=_positive, metavar="K",
+                       help="compute the maps of the backbone's frozen stages once (and of the mirror images; cached "
+                            "in the run folder), then train its K top stages and the hash layer: a laptop CPU learns "
+                            "more than with --freeze-backbone (adsh, adsh+esrl, exchnet; stages: README)")
     train.add_argument("--positives", choices=["batch", "dataset"],
                        help="ESRL positives from the mini-batch (default) or from the whole training set (FCAENet)")
     train.add_argument("--compile", action="store_true", help="torch.compile the network (GPU)")
@@ -199,6 +210,12 @@ def main(argv=None) -> int:
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(handler=_encode)
 
+    explore = sub.add_parser("explore", help="the retrieval explorer over run folders, in a browser (Voila, loopback)")
+    explore.add_argument("--run", required=True, action="append", help="a run folder (repeat for several)")
+    explore.add_argument("--port", type=_positive, default=8866, help="the port on 127.0.0.1 (default: 8866)")
+    explore.add_argument("--no-browser", action="store_true", help="serve only; do not open a browser")
+    explore.set_defaults(handler=_explore)
+
     args = parser.parse_args(argv)
     if getattr(args, "dataset", "synthetic") != "synthetic" and not args.data:
         parser.error(f"--dataset {args.dataset} needs --data ROOT (the dataset's folder)")
@@ -213,7 +230,7 @@ def _positive(text):
 
 
 TRAIN_OPTIONS = ("backbone", "weights", "image_size", "lr", "batch_size", "schedule", "workers", "freeze_backbone",
-                 "positives", "compile")
+                 "positives", "compile", "train_top")
 
 
 def _lengths(text):

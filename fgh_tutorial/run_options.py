@@ -13,6 +13,8 @@ workers) and the per-length metrics of runs that learn several code lengths at o
                     momentum 0.9, weight decay 1e-5, lr 1e-3, 40 (<= 24 bits) or 60 iterations of 20
                     epochs, lr / 10 at the paper's milestones, scaled to --iterations when given
     --freeze-backbone  cached pooled features, then the hash layer alone (training/frozen.py)
+    --train-top K   cached maps of the frozen stages, then the K top stages and the hash layer
+                    (training/top_stages.py)
 
 A setting left out keeps what the run would have had without it (the profile's or the system's),
 and is not written into config.json, so the runs made before these options still resume.
@@ -29,9 +31,10 @@ from .models.backbones import NAMES as BACKBONES, RESNETS, build_backbone
 from .training.asymmetric import AsymmetricConfig
 from .training.frozen import FROZEN_METHODS
 from .training.schedules import SCHEDULES, paper_milestones, paper_schedule
+from .training.top_stages import TOP_DEFAULTS, check_top_system
 
 OPTIONS = ("backbone", "weights", "image_size", "lr", "batch_size", "schedule", "workers", "freeze_backbone",
-           "positives", "compile")
+           "positives", "compile", "train_top")
 # frozen mode: many short iterations over the whole database are cheap on cached features
 FROZEN_DEFAULTS = {"iterations": 60, "epochs": 2, "samples": 4000, "optimizer": "adamw", "lr": 3e-4}
 
@@ -117,6 +120,17 @@ def check_frozen(system, config: dict) -> None:
                          f"{list(FROZEN_METHODS)}, got {system.name!r}")
 
 
+def check_train_top(system, config: dict, profile) -> None:
+    """--train-top K: a count of top stages the backbone has, a system that trains on cached maps."""
+    k = config.get("train_top")
+    if k is None:
+        return
+    if config.get("freeze_backbone"):
+        raise ValueError("--train-top and --freeze-backbone exclude each other: --freeze-backbone trains the hash "
+                         "layer alone, --train-top K the K top stages too")
+    check_top_system(system, profile.backbone, k)
+
+
 def run_config(system, config: dict, profile) -> AsymmetricConfig:
     """The run's AsymmetricConfig; fills config's epochs and samples when left out (and iterations
     where the schedule or frozen mode decides them)."""
@@ -132,6 +146,10 @@ def run_config(system, config: dict, profile) -> AsymmetricConfig:
         for key in ("iterations", "epochs", "samples"):
             config[key] = config.get(key) or FROZEN_DEFAULTS[key]
         fields.update(optimizer=FROZEN_DEFAULTS["optimizer"], lr=FROZEN_DEFAULTS["lr"])
+    elif config.get("train_top"):
+        for key in ("iterations", "epochs", "samples"):
+            config[key] = config.get(key) or TOP_DEFAULTS[key]
+        fields.update({k: v for k, v in TOP_DEFAULTS.items() if k not in ("iterations", "epochs", "samples")})
     config["epochs"] = config.get("epochs") or 1
     config["samples"] = config.get("samples") or 2000
     fields.update({k: config[k] for k in ("lr", "batch_size", "workers", "positives", "compile") if config.get(k) is not None})
@@ -149,5 +167,5 @@ def per_length(metric, q_codes, db_codes, q_y, db_y, lengths) -> dict:
         str(b): metric(q_codes[:, columns(lengths, b)], db_codes[:, columns(lengths, b)], q_y, db_y) for b in lengths}}
 
 
-__all__ = ["FROZEN_DEFAULTS", "OPTIONS", "check_frozen", "chosen", "columns", "parse_lengths", "per_length",
+__all__ = ["FROZEN_DEFAULTS", "OPTIONS", "check_frozen", "check_train_top", "chosen", "columns", "parse_lengths", "per_length",
            "run_backbone", "run_config", "run_lengths", "run_profile"]

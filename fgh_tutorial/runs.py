@@ -40,7 +40,9 @@ from .training.profiles import get_profile, seed_everything
 from .runlock import RunLock
 from .run_options import (check_frozen, chosen, columns, parse_lengths, per_length, run_backbone, run_config,
                           run_lengths, run_profile)
+from .run_options import check_train_top
 from .training.frozen import FEATURE_BATCH, encode_features, train_frozen
+from .training.top_stages import train_top
 
 # what train writes into its folder (with a temporary file beside each): their names must fit the filesystem
 RUN_WRITES = ("config.json", "model.pt", "db_codes.npz", "metrics.json", "skipped_images.json", "manifest.json",
@@ -70,7 +72,7 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
     shard of every batch on its device; rank 0 alone locks and writes the folder, the others return {}.
     ``bits``: one code length or several ("12,24,32,48", one head segment each; metrics per length).
     ``options``: backbone, weights, image_size, lr, batch_size, schedule, workers, freeze_backbone,
-    positives, compile (run_options.py)."""
+    positives, compile, train_top (run_options.py)."""
     if force and resume:
         raise BadOption("force and resume exclude each other: start over (force) or continue (resume)")
     system = get_system(method)
@@ -81,6 +83,7 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
               **chosen(options)}
     check_frozen(system, config)
     prof = _profile(config)
+    check_train_top(system, config, prof)
     if device is None and prof.device == "cuda" and not torch.cuda.is_available():
         prof = replace(prof, device="cpu")
     if dist is not None:  # one GPU per process (LOCAL_RANK), or the CPU
@@ -89,6 +92,9 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
                             "torchrun (python -m fgh_tutorial train ...)")
         if getattr(system, "trainer", "asymmetric") != "asymmetric":
             raise BadOption(f"--method {method}: data-parallel training (torchrun) runs the asymmetric systems only")
+        if config.get("train_top"):
+            raise BadOption("--train-top trains on cached maps in one process: run it without torchrun "
+                            "(python -m fgh_tutorial train ...)")
         prof = replace(prof, device=str(dist.device))
     main = dist is None or dist.is_main
     progress = progress and main
@@ -122,6 +128,9 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
         if config.get("freeze_backbone"):  # features cached in the run folder, then the hash layer alone
             model, V, hist, feats = train_frozen(run_backbone(config, prof), splits, cfg, out, prof.device,
                                                  config.get("workers"), progress)
+        elif config.get("train_top"):  # maps of the frozen stages cached in the run folder, then the top
+            model, V, hist, q_codes = train_top(system, run_backbone(config, prof), config["n_classes"], splits, cfg,
+                                                config["train_top"], out, prof.device, config.get("workers"), progress)
         else:
             model = _model(config, prof, config["n_classes"]).to(prof.device)
             V, hist = system.train(model, db_x, db_y, cfg, checkpoint_dir=out / "checkpoints", val=val,
@@ -131,7 +140,8 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
         save_checkpoint(out / "model.pt", model.state_dict())
         db_codes = binarize(V)
         save_codes(out / "db_codes.npz", pack_codes(db_codes), config["bits"], labels=db_y.cpu().numpy())
-        q_codes = encode_features(model, feats["test"][0]) if config.get("freeze_backbone") else encode(model, q_x)
+        if not config.get("train_top"):  # --train-top: the codes of the cached query maps
+            q_codes = encode_features(model, feats["test"][0]) if config.get("freeze_backbone") else encode(model, q_x)
         metrics = per_length(_metrics, q_codes, db_codes, q_y, db_y, lengths)
         metrics["history"] = asdict(hist)
         write_json(out / "metrics.json", metrics)

@@ -1,10 +1,13 @@
 """End to end in a real browser: the explorer's Voilà app served on loopback, driven by
 Playwright in Debian's chromium (/usr/bin/chromium, no browser download).
 
-The test changes the query in every way a learner can (number, class, random, upload, a bad
-upload), the system, the code length and the CAM overlay, and after each change reads the grid
-back from the pixels the browser shows: the grid must have changed, and its borders must
-match the labels in the results table (green = the query's class).
+The first test serves ``app/explorer.ipynb`` over the shipped bundle (``make explore``) and changes
+the query in every way a learner can (number, class, random, upload, a bad upload), the system,
+the code length and the CAM overlay, and after each change reads the grid back from the pixels
+the browser shows: the grid must have changed, and its borders must match the labels in the results table (green = the query's class).
+
+The second serves ``python -m fgh_tutorial explore`` over a tiny run trained in a temporary
+folder (its top stages, on a fake image folder) and a damaged run, which is left out.
 
 Skipped when chromium, playwright or voila are missing, unless FGH_REQUIRE_BROWSER=1 (CI),
 which makes a missing piece a failure. Screenshots go to $FGH_SCREENSHOTS (default
@@ -45,23 +48,48 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def _serve(tmp_path_factory, command):
+    """Start ``command`` (with ``{port}`` filled in) and yield the app's URL once it listens."""
     _require(CHROMIUM.exists(), f"no chromium at {CHROMIUM} (apt install chromium)")
     for module in ("playwright", "voila"):
         _require(importlib.util.find_spec(module) is not None, f"{module} is not installed (make setup)")
     port = _free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "voila", "app/explorer.ipynb", "--no-browser",
-                                 "--Voila.ip=127.0.0.1", f"--port={port}"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([a.format(port=port) for a in command], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_for(url, port, proc, log)
-        yield url
+        yield url, log
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    yield from (url for url, _ in _serve(tmp_path_factory, [sys.executable, "-m", "voila", "app/explorer.ipynb",
+                                                            "--no-browser", "--Voila.ip=127.0.0.1", "--port={port}"]))
+
+
+@pytest.fixture(scope="module")
+def runs_app(tmp_path_factory):
+    """``explore`` over a tiny run of top stages and a damaged run: (URL, the log of the command)."""
+    from test_loader import fake_folder
+
+    from fgh_tutorial.cli import main
+
+    _require(CHROMIUM.exists(), f"no chromium at {CHROMIUM} (apt install chromium)")
+    root = tmp_path_factory.mktemp("runs")
+    data = fake_folder(root / "data", per_split=(12, 4))
+    run = root / "mine"
+    assert main(["train", "--dataset", "folder", "--data", str(data), "--bits", "8,16", "--backbone", "minires",
+                 "--image-size", "32", "--train-top", "1", "--iterations", "2", "--samples", "16", "--batch-size", "8",
+                 "--workers", "0", "--out", str(run)]) == 0
+    (root / "broken").mkdir()
+    (root / "broken" / "config.json").write_text("{}")
+    yield from _serve(tmp_path_factory, [sys.executable, "-m", "fgh_tutorial", "explore", "--run", str(run), "--run",
+                                         str(root / "broken"), "--no-browser", "--port", "{port}"])
 
 
 def _wait_for(url, port, proc, log, seconds=90):
@@ -115,13 +143,22 @@ def _check_borders(state: dict):
 
 
 def _query_png(index: int) -> bytes:
+    from fgh_tutorial.app.bundle import load_bundle
+
+    return _png(load_bundle().images("test", [index])[0])
+
+
+def _upload(page, file):  # as a user does: click the button, answer the file chooser
+    with page.expect_file_chooser() as chooser:
+        page.locator(".fgh-upload").click()
+    chooser.value.set_files(files=[file])
+
+
+def _png(image) -> bytes:
     import io
 
     from PIL import Image
 
-    from fgh_tutorial.app.bundle import load_bundle
-
-    image = load_bundle().images("test", [index])[0]
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
@@ -171,10 +208,8 @@ def test_explorer_in_a_browser(app_url):
             assert cam["ids"] == short["ids"] and cam["png"] != short["png"]
             page.screenshot(path=str(SHOTS / "explorer_cam.png"), full_page=True)
 
-            def upload(file):  # as a user does: click the button, answer the file chooser
-                with page.expect_file_chooser() as chooser:
-                    page.locator(".fgh-upload").click()
-                chooser.value.set_files(files=[file])
+            def upload(file):
+                _upload(page, file)
 
             png = {"name": "bird.png", "mimeType": "image/png", "buffer": _query_png(20)}
             uploaded = ui.after(cam, lambda: upload(png), "uploaded: bird.png")
@@ -189,3 +224,41 @@ def test_explorer_in_a_browser(app_url):
         finally:
             browser.close()
     assert np.all([(SHOTS / n).stat().st_size > 10_000 for n in ("explorer.png", "explorer_cam.png")])
+
+
+def test_explore_own_runs_in_a_browser(runs_app):
+    """``python -m fgh_tutorial explore --run``: the user's run, queried by number, by class and by an
+    uploaded photo, with the CAM overlay; the damaged run is named in the log and left out."""
+    from playwright.sync_api import sync_playwright
+
+    url, log = runs_app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1150})
+            page.goto(url, timeout=TIMEOUT_MS)
+            page.wait_for_selector(".fgh-grid[src]", timeout=TIMEOUT_MS)
+            ui = Page(page)
+            first = ui.read()
+            assert "query #0" in first["text"] and first["bits"] == 16 and first["query_label"] == 0
+            assert page.locator(".fgh-system select option").all_inner_texts() == ["mine"]
+            _check_borders(first)
+
+            option = page.locator(".fgh-class select option", has_text="2: class_2").first.get_attribute("value")
+            by_class = ui.after(first, lambda: page.locator(".fgh-class select").select_option(option), "query #8")
+            assert by_class["query_label"] == 2
+            _check_borders(by_class)
+
+            short = ui.after(by_class, lambda: page.locator(".fgh-bits button", has_text="8").click(), "at 8 bits")
+            cam = ui.after(short, lambda: page.locator(".fgh-cam input").check(), "at 8 bits")
+            assert cam["ids"] == short["ids"] and cam["png"] != short["png"]
+
+            photo = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+            photo[..., 1] = 100  # the colour of class 1 in the fake folder
+            file = {"name": "photo.png", "mimeType": "image/png", "buffer": _png(photo)}
+            uploaded = ui.after(cam, lambda: _upload(page, file), "uploaded: photo.png")
+            assert uploaded["query_label"] is None
+            _check_borders(uploaded)
+        finally:
+            browser.close()
+    assert "broken is left out" in Path(log).read_text()

@@ -53,7 +53,9 @@ class TrainedSystem:
 
     def cam_layer(self):
         """The layer whose gradients the explorer's CAMs use: the backbone's last stage."""
-        return self.model.last if self.arch == "exchnet" else self.model.backbone.features[-1]
+        from ..models.stages import cam_layer
+
+        return self.model.last if self.arch == "exchnet" else cam_layer(self.model.backbone)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ Optimizer, learning-rate schedule and augmentation come from ``AsymmetricConfig`
 At test time the database codes are V (asymmetric) and the queries are encoded by the network.
 
 Data: ``images`` is a tensor (SynthBirds, or cached backbone features in frozen mode), sliced in
-the main process, or an image Dataset, whose batches are decoded and augmented by the worker
-processes of ``data.loader.TrainLoader`` from a plan drawn by the run's generator (the same
-batches for any number of workers; ``batches.py``).
+the main process, cached maps of frozen stages with their flips (``stage_maps.MapViews``), or an
+image Dataset, whose batches are decoded and augmented by the worker processes of
+``data.loader.TrainLoader`` from a plan drawn by the run's generator (the same batches for any
+number of workers; ``batches.py``).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from ..data import stack
 from ..models.encode import encode
 from ..retrieval.codes import binarize
 from ..retrieval.metrics import check_labels, segment_maps
-from .batches import epoch_batches, train_loader
+from .batches import epoch_batches, has_views, train_loader
 from .checkpoints import load_checkpoint, save_checkpoint
 from .initial_codes import initial_codes
 from .losses import adsh_loss, esrl, soft_similarity
@@ -246,7 +247,7 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     opt = make_optimizer(model, cfg)
     size = stack(images, [0]).shape[-1]
     erase = make_eraser(cfg.erasing, size, cfg.srem_regions)
-    if not isinstance(images, torch.Tensor):  # one loader for the run: its workers persist
+    if not isinstance(images, torch.Tensor) and not has_views(images):  # one loader for the run: its workers persist
         images = train_loader(images, cfg, device, size)
     positives = DatasetPositives(labels) if _uses(cfg, "esrl") and cfg.positives == "dataset" else None
     path = Path(checkpoint_dir) / "asymmetric.pt" if checkpoint_dir else None

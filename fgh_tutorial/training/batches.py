@@ -8,6 +8,9 @@
   of ``data.loader.TrainLoader`` decode, resize, crop and flip; the batches do not depend on the
   number of workers.
 
+- cached maps (``--train-top``, ``stage_maps.MapViews``): the main process reads the batch's rows,
+  for each image its plain or its flipped map, drawn from the run's generator.
+
 Each batch is (positions in the sample, x, x_pos): x_pos holds the ESRL positives drawn from the
 whole training set (``positives.DatasetPositives``), or None.
 """
@@ -40,6 +43,14 @@ def _tensor_batches(images, order, starts, sample, cfg, g, device, draw):
         yield pos, x, x_pos
 
 
+def _view_batches(views, order, starts, sample, cfg, g, device, draw):
+    for s in starts:
+        pos = order[s:s + cfg.batch_size]
+        idx = sample[pos].cpu()
+        x_pos = None if draw is None else views.augmented_batch(draw(idx, g), g).to(device, non_blocking=True)
+        yield pos, views.augmented_batch(idx, g).to(device, non_blocking=True), x_pos
+
+
 def _loader_batches(loader: TrainLoader, order, starts, sample, cfg, g, device, draw):
     seed = int(torch.randint(0, 2 ** 62, (1,), generator=g))  # item k of the epoch is augmented from seed + k
     plan, positions, k = [], [], seed
@@ -54,11 +65,18 @@ def _loader_batches(loader: TrainLoader, order, starts, sample, cfg, g, device, 
         yield pos, x[:len(pos)], (None if draw is None else x[len(pos):])
 
 
+def has_views(images) -> bool:
+    """Whether ``images`` draws its own augmented views (cached maps, ``stage_maps.MapViews``)."""
+    return hasattr(images, "augmented_batch")
+
+
 def epoch_batches(images, order, sample, cfg, g, device, draw=None):
     """(positions, x, x_pos) of each full batch of ``order`` (shuffled positions in ``sample``,
-    the sampled database rows); ``images`` is a tensor, a Dataset or its ``TrainLoader``."""
+    the sampled database rows); ``images`` is a tensor, cached maps, a Dataset or its ``TrainLoader``."""
     starts = range(0, max(1, len(order) - cfg.batch_size + 1), cfg.batch_size)
     if isinstance(images, torch.Tensor):
         return _tensor_batches(images, order, starts, sample, cfg, g, device, draw)
+    if has_views(images):
+        return _view_batches(images, order, starts, sample, cfg, g, device, draw)
     loader = images if isinstance(images, TrainLoader) else train_loader(images, cfg, device)
     return _loader_batches(loader, order, starts, sample, cfg, g, device, draw)

@@ -91,7 +91,8 @@ def fingerprint(backbone, splits: dict) -> str | None:
 
 
 # ---------------------------------------------------------------- features
-def _batches(data, batch_size, workers, device):
+def split_batches(data, batch_size, workers, device):
+    """The images of a split's data (a tensor or a Dataset) batch by batch, in order."""
     if isinstance(data, torch.Tensor):
         for s in range(0, len(data), batch_size):
             yield data[s:s + batch_size]
@@ -113,9 +114,9 @@ def extract_features(backbone, splits: dict, device="cpu", batch_size: int = FEA
               disable=not progress) as bar:
         for name, (data, labels) in splits.items():
             feats = []
-            for x in _batches(data, batch_size, workers, device):
+            for x in split_batches(data, batch_size, workers, device):
                 x = x.to(device, non_blocking=True)
-                if cuda and x.ndim == 4:
+                if x.ndim == 4:  # faster on CPUs too (about 1.5x for efficientnet-lite0)
                     x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                     feats.append(backbone(x)[1].float().cpu())
@@ -232,4 +233,5 @@ def encode_features(model: HashingModel, features: torch.Tensor) -> np.ndarray:
 
 
 __all__ = ["FEATURES_FILE", "FEATURE_BATCH", "FROZEN_METHODS", "backbone_digest", "cache_is_current", "cached_features",
-           "data_digest", "encode_features", "extract_features", "fingerprint", "fold", "train_frozen", "train_head"]
+           "data_digest", "encode_features", "extract_features", "fingerprint", "fold", "split_batches", "train_frozen",
+           "train_head"]
