@@ -99,7 +99,7 @@ def main():
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
-    print(f"\ntie-aware mAP@all (queries against the database codes V); wall time of the whole command; peak RSS")
+    print("\ntie-aware mAP@all (queries against the database codes V); wall time of the whole command; peak RSS")
     print(f"{'mode':34s}" + "".join(f"{b:>8d} bits" for b in LENGTHS) + f"{'wall':>9s}{'peak':>10s}  cache")
     for name, r in rows.items():
         print(f"{name:34s}" + "".join(f"{m:13.3f}" for m in r["map"]) + f"{r['seconds']:8.0f}s"
