@@ -6,6 +6,7 @@ matplotlib Figure out (like ``viz``); rows come from ``course.sweeps.summary``:
 from __future__ import annotations
 
 import textwrap
+import warnings
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -70,7 +71,8 @@ def band_curves(x, series: dict, xlabel: str, ylabel: str, title: str = "") -> F
     ax = fig.subplots()
     for name, runs in series.items():
         runs = np.array([list(r) + [np.nan] * (len(x) - len(r)) for r in runs], dtype=float)  # runs may stop early
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # iterations no run reached
             line, = ax.plot(x, np.nanmean(runs, 0), marker=".", label=name)
             ax.fill_between(x, np.nanmin(runs, 0), np.nanmax(runs, 0), color=line.get_color(), alpha=0.2)
     ax.set_xlabel(xlabel)
