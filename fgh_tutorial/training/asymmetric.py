@@ -251,7 +251,10 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
         images = train_loader(images, cfg, device, size)
     positives = DatasetPositives(labels) if _uses(cfg, "esrl") and cfg.positives == "dataset" else None
     path = Path(checkpoint_dir) / "asymmetric.pt" if checkpoint_dir else None
-    if path is not None and path.exists():
+    resume = path is not None and path.exists()
+    if dist is not None:  # rank 0's answer, given once its last checkpoint is written: every rank reads the same
+        resume = dist.decide(resume)
+    if resume:
         state = _resume(path, model, opt, g, device)
     if cfg.amp and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
