@@ -166,7 +166,7 @@ def test_cli_train_top_end_to_end(tmp_path, capsys, built):
     assert main(["query", "--run", str(out), "--bits", "8", "--k", "3", query]) == 0
     assert capsys.readouterr().out.splitlines()[0] == query
     assert main(["encode", "--run", str(out), "--data", str(root / "test"), "--out", str(tmp_path / "codes.npz"),
-                 "--no-ray", "--workers", "1", "--quiet"]) == 0
+                 "--no-ray", "--workers", "1", "--quiet", "--bits", "8"]) == 0
     assert "encoded 9 images" in capsys.readouterr().out
     assert main(args + ["--force", "--lr", "0.01"]) == 0  # trained again on the cached maps
     assert len(built) == 1

@@ -68,7 +68,10 @@ class RandomCells:
 
 @dataclass
 class PartErasing:
-    """The oracle: erase one true part per image, drawn at random among the four."""
+    """The oracle: erase one true part per image, drawn at random among the four. The trainer splits
+    the masks off the images it is given (``needs_masks``)."""
+
+    needs_masks = True
 
     def __call__(self, model, images: torch.Tensor, masks=None):
         if masks is None:

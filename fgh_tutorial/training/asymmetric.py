@@ -122,7 +122,7 @@ def batch_loss(model, x, y, pos, state: AsymmetricState, cfg, erase, labels, g, 
     ``x_pos``: the ESRL positives drawn from the dataset (None: from the batch)."""
     S = soft_similarity(y, labels, cfg.similarity, r=state.r)  # r of the whole sample, not the batch
     masks = None
-    if not getattr(model, "takes_masks", False):  # part masks carried as channels: for erasing only
+    if getattr(erase, "needs_masks", False):  # part masks carried as channels, for the erasing only
         x, masks = split_masks(x)
         x_pos = None if x_pos is None else split_masks(x_pos)[0]
     u = model(x, y) if getattr(model, "takes_labels", False) else model(x)
