@@ -84,10 +84,11 @@ def e2e(st):
         st.check("query: ten hits by distance", len(hits) == 10 and dist == sorted(dist), f"distances {dist}")
     codes = st.work / "codes.npz"
     if _cli(st, "encode", ["encode", "--run", str(run), "--data", str(data / "test"), "--out", str(codes), "--no-ray",
-                           "--workers", "1", "--quiet"]).returncode == 0:
+                           "--workers", "1", "--quiet", "--bits", "48"]).returncode == 0:
         words, bits, _ = load_codes(codes)
         n = len(list((data / "test").rglob("*.jpg")))
-        st.check("encode: one 60-bit code per image", bits == 60 and len(words) == n, f"{len(words)} codes of {bits} bits")
+        st.check("encode: one 48-bit code per image (--bits 48 of the run's 12 and 48)", bits == 48 and len(words) == n,
+                 f"{len(words)} codes of {bits} bits")
 
 
 def torchrun(st):
