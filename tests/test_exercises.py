@@ -21,6 +21,18 @@ def _srem_cells_unpadded(att, n, s):  # drops the partial cells at the border: n
     return SOLUTIONS["03.1"](att[:, : h // s * s, : w // s * s], n, s) if h >= s else att
 
 
+def _unpaired(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    half = 2.306 * np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    return a.mean() - b.mean(), a.mean() - b.mean() - half, a.mean() - b.mean() + half
+
+
+def _paired_z(a, b):
+    d = np.asarray(a) - np.asarray(b)
+    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
+    return d.mean(), d.mean() - half, d.mean() + half
+
+
 @pytest.mark.parametrize("name, wrong, message", [
     ("00.1", lambda part: [], "pairs differing only in the beak"),
     ("01.1", lambda q, d: np.asarray(q) @ np.asarray(d).T, "wrong distances"),
@@ -51,18 +63,6 @@ def _srem_cells_unpadded(att, n, s):  # drops the partial cells at the border: n
     ("09.1", lambda a, b: _unpaired(a, b), "unpaired"),
     ("09.1", lambda a, b: _paired_z(a, b), "t quantile"),
 ])
-def _unpaired(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    half = 2.306 * np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    return a.mean() - b.mean(), a.mean() - b.mean() - half, a.mean() - b.mean() + half
-
-
-def _paired_z(a, b):
-    d = np.asarray(a) - np.asarray(b)
-    half = 1.96 * d.std(ddof=1) / np.sqrt(len(d))
-    return d.mean(), d.mean() - half, d.mean() + half
-
-
 def test_wrong_answers_fail_with_a_message(name, wrong, message):
     with pytest.raises(AssertionError, match=message):
         check(name, wrong)
