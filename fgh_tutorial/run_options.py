@@ -28,8 +28,8 @@ from dataclasses import replace
 
 from .errors import BadOption, BadOptionType, MissingFile
 from .models.backbones import NAMES as BACKBONES, RESNETS, build_backbone
+from .systems import trainable_on
 from .training.asymmetric import AsymmetricConfig
-from .training.frozen import FROZEN_METHODS
 from .training.schedules import SCHEDULES, paper_milestones, paper_schedule
 from .training.top_stages import TOP_DEFAULTS, check_top_system
 
@@ -115,9 +115,9 @@ def run_backbone(config: dict, profile, load: bool = False):
 
 
 def check_frozen(system, config: dict) -> None:
-    if config.get("freeze_backbone") and (system.arch != "hashing" or system.method not in FROZEN_METHODS):
+    if config.get("freeze_backbone") and "features" not in system.trains_on:
         raise BadOption(f"--freeze-backbone trains a hash layer on pooled features: --method must be one of "
-                         f"{list(FROZEN_METHODS)}, got {system.name!r}")
+                        f"{trainable_on('features')}, got {system.name!r}")
 
 
 def check_train_top(system, config: dict, profile) -> None:
@@ -128,7 +128,7 @@ def check_train_top(system, config: dict, profile) -> None:
     if config.get("freeze_backbone"):
         raise ValueError("--train-top and --freeze-backbone exclude each other: --freeze-backbone trains the hash "
                          "layer alone, --train-top K the K top stages too")
-    check_top_system(system, profile.backbone, k)
+    check_top_system(system, profile.backbone, k, trainable_on("maps"))
 
 
 def run_config(system, config: dict, profile) -> AsymmetricConfig:

@@ -90,7 +90,7 @@ def train_run(out, dataset="synthetic", data=None, bits=48, method="adsh", profi
         if config.get("freeze_backbone"):
             raise BadOption("--freeze-backbone trains one hash layer on cached features in one process: run it without "
                             "torchrun (python -m fgh_tutorial train ...)")
-        if getattr(system, "trainer", "asymmetric") != "asymmetric":
+        if not system.asymmetric:
             raise BadOption(f"--method {method}: data-parallel training (torchrun) runs the asymmetric systems only")
         if config.get("train_top"):
             raise BadOption("--train-top trains on cached maps in one process: run it without torchrun "

@@ -53,7 +53,7 @@ def _worker(rank, port, folder):
         model = network()
         V, hist = train_asymmetric(model, x, y, CFG, ckpt, val, progress=False, dist=dist)
         fcae = HashingModel(Backbone(nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU()), 8, "bn"), 8)
-        cfg = AsymmetricConfig(segments=(8,), iterations=1, samples=40, batch_size=20, method="fcaenet")
+        cfg = AsymmetricConfig(segments=(8,), iterations=1, samples=40, batch_size=20, terms=("srem", "esrl"))
         V2, hist2 = train_asymmetric(fcae, x, y, cfg, progress=False, dist=dist)  # SREM and ESRL: 3 forwards
         # the command line as torchrun starts it, on a small profile
         profiles.PROFILES["cpu"] = replace(profiles.PROFILES["cpu"], per_class=2, per_class_query=1, per_class_val=1)

@@ -10,7 +10,6 @@ from grid_pixels import expected_borders, tile_borders
 from PIL import Image
 
 from fgh_tutorial.app import viz
-from fgh_tutorial.models import build_network
 from fgh_tutorial.systems import COURSE_SYSTEMS, get_system
 from fgh_tutorial.models.backbones import build_backbone
 from fgh_tutorial.data import SynthBirds, course_splits
@@ -34,9 +33,9 @@ def tiny():
     profile = get_profile("cpu", per_class=3, per_class_query=2, per_class_val=1)
     db = SynthBirds("train", 3, 64).tensors()
     systems = {}
-    for name, arch, lengths in (("two lengths", "hashing", (12, 24)), ("exchnet", "exchnet", (16,))):
-        model = build_network(arch, build_backbone("minires"), sum(lengths), 54).eval()
-        systems[name] = TrainedSystem(name, model, encode(model, db[0]), lengths, arch)
+    for name, system, lengths in (("two lengths", "adsh", (12, 24)), ("exchnet", "exchnet", (16,))):
+        model = get_system(system).build(build_backbone("minires"), sum(lengths), 54).eval()
+        systems[name] = TrainedSystem(name, model, encode(model, db[0]), lengths, system)
     return Bundle(profile, systems, db[1].numpy(), np.arange(2 * 54) % 54)
 
 
@@ -69,7 +68,7 @@ def test_save_and_load_round_trip(tiny, tmp_path):
     x = tiny.query(3)
     for name, system in tiny.systems.items():
         again = back.systems[name]
-        assert again.lengths == system.lengths and again.arch == system.arch
+        assert again.lengths == system.lengths and again.system == system.system
         assert np.array_equal(again.codes, system.codes)
         with torch.no_grad():  # weights are stored in float16
             assert torch.allclose(again.model(x), system.model(x), atol=2e-2)

@@ -84,7 +84,7 @@ def test_the_folded_head_equals_training_on_standardised_features():
         unfolded.bias.copy_(head.fc.bias + head.fc.weight @ mu)
     assert torch.allclose(torch.tanh(unfolded(z)), head(f), atol=1e-5)
     with pytest.raises(ValueError, match="frozen-backbone mode"):
-        frozen.train_head({"train": (f, labels)}, AsymmetricConfig(segments=(12,), method="fcaenet"))
+        frozen.train_head({"train": (f, labels)}, AsymmetricConfig(segments=(12,), terms=("srem", "esrl")))
 
 
 def test_bits_lists():

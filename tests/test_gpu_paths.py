@@ -61,7 +61,7 @@ def test_a_tiny_fcaenet_run_on_the_device(device, images_on_device):
     x, labels = torch.randn(60, 3, 24, 24), torch.arange(60) % 6
     if images_on_device:
         x = x.to(device)
-    cfg = AsymmetricConfig(segments=(8, 16), iterations=2, samples=40, batch_size=10, method="fcaenet",
+    cfg = AsymmetricConfig(segments=(8, 16), iterations=2, samples=40, batch_size=10, terms=("srem", "esrl"),
                            positives="dataset", srem_regions=4, init_codes="network", max_shift=0.1)
     V, hist = train_asymmetric(model, x, labels, cfg, val=(x[:12], labels[:12]), progress=False)
     assert V.device.type == device and V.shape == (60, 24)

@@ -67,7 +67,7 @@ def test_training_from_a_dataset_does_not_depend_on_the_workers(tmp_path):
     for workers in (0, 2):
         torch.manual_seed(0)
         model = HashingModel(build_backbone("minires"), 8)
-        cfg = AsymmetricConfig(segments=(8,), iterations=1, epochs=2, samples=8, batch_size=4, method="fcaenet",
+        cfg = AsymmetricConfig(segments=(8,), iterations=1, epochs=2, samples=8, batch_size=4, terms=("srem", "esrl"),
                                positives="dataset", workers=workers)
         V, hist = train_asymmetric(model, ds, labels, cfg, progress=False)
         runs.append((V, hist.loss, model.head.fc.weight.detach().clone()))
@@ -90,7 +90,7 @@ def test_dataset_positives_share_the_label_and_come_from_outside_the_batch():
     # in the loop: images that carry their own index show which rows the positives are
     n = 400
     images = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, 4, 4).contiguous()
-    cfg = AsymmetricConfig(segments=(8,), batch_size=8, method="adsh+esrl", positives="dataset")
+    cfg = AsymmetricConfig(segments=(8,), batch_size=8, terms=("esrl",), positives="dataset")
     sample = torch.randperm(n, generator=g)[:64]
     batches = list(epoch_batches(images, torch.randperm(64, generator=g), sample, cfg, g, "cpu", draw))
     outside = 0

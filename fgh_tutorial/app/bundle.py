@@ -20,7 +20,6 @@ import torch
 from ..data import SynthBirds, class_name, course_splits, default_transform, denormalize, normalize_batch, open_image, stack
 from ..errors import BadData, BadFile, BadOption, MissingFile
 from ..files import read_json
-from ..models import build_network
 from ..models.backbones import build_backbone
 from ..models.encode import encode
 from ..retrieval.codes import binarize, check_words, pack_codes, unpack_codes
@@ -99,7 +98,7 @@ class Bundle:
     def save(self, path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        systems = {name: {"arch": s.arch, "lengths": list(s.lengths), "map": {str(b): v for b, v in s.map.items()},
+        systems = {name: {"system": s.system, "lengths": list(s.lengths), "map": {str(b): v for b, v in s.map.items()},
                           "state": _half(s.model.state_dict()),
                           "codes": torch.from_numpy(pack_codes(s.codes).view(np.int64))}
                    for name, s in self.systems.items()}
@@ -138,11 +137,12 @@ def load_bundle(path=None, data_root: str | None = None) -> Bundle:
     n_classes = int(payload["db_labels"].max()) + 1
     systems = {}
     for name, s in payload["systems"].items():
-        model = build_network(s["arch"], build_backbone(profile.backbone), sum(s["lengths"]), n_classes)
+        system = get_system(s.get("system", name))  # older bundles: named by the label
+        model = system.build(build_backbone(profile.backbone), sum(s["lengths"]), n_classes)
         model.load_state_dict(_float(s["state"]))
         systems[name] = TrainedSystem(name, model.eval(), _codes(payload["format"], s["codes"], sum(s["lengths"]),
                                                                  f"{path}: the codes of {name}"),
-                               tuple(s["lengths"]), s["arch"],
+                               tuple(s["lengths"]), system.name,
                                {int(b): v for b, v in s["map"].items()})
     return Bundle(profile, systems, payload["db_labels"].numpy(), payload["query_labels"].numpy())
 
@@ -169,7 +169,7 @@ def build_bundle(profile: Profile | None = None, names=tuple(get_system(n).label
     (q_x, q_y), db_y = splits["test"], splits["train"][1]
     systems = {}
     for name, (model, V, _) in runs.items():
-        system = TrainedSystem(name, _rounded(model.cpu()), binarize(V), tuple(lengths), get_system(name).arch)
+        system = TrainedSystem(name, _rounded(model.cpu()), binarize(V), tuple(lengths), get_system(name).name)
         system.map = system_map(system, q_x, q_y, db_y)
         systems[name] = system
     return Bundle(replace(profile, device="cpu"), systems, np.asarray(db_y), np.asarray(q_y))
@@ -221,7 +221,7 @@ def bundle_from_runs(*runs) -> Bundle:
         scores = read_json(metrics) if metrics.exists() else {}
         scores = ({int(b): m["map"] for b, m in scores["per_length"].items()} if "per_length" in scores
                   else {lengths[0]: scores["map"]} if scores else {})
-        systems[name] = TrainedSystem(name, model, codes, lengths, get_system(config["method"]).arch, scores)
+        systems[name] = TrainedSystem(name, model, codes, lengths, config["method"], scores)
     bundle = Bundle(first[2], systems, labels, np.asarray(splits["test"][1]))
     bundle.__dict__["_splits"] = splits  # the splits the codes were checked against (cached_property's slot)
     return bundle

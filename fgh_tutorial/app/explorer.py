@@ -36,7 +36,7 @@ class TrainedSystem:
     model: torch.nn.Module
     codes: np.ndarray
     lengths: tuple
-    arch: str = "hashing"
+    system: str = "adsh"  # the system of the registry the network belongs to (systems.py)
     map: dict = field(default_factory=dict)  # tie-aware mAP of the query split per code length
     _indexes: dict = field(default_factory=dict, repr=False)
 
@@ -52,10 +52,8 @@ class TrainedSystem:
         return self._indexes[bits]
 
     def cam_layer(self):
-        """The layer whose gradients the explorer's CAMs use: the backbone's last stage."""
-        from ..models.stages import cam_layer
-
-        return self.model.last if self.arch == "exchnet" else cam_layer(self.model.backbone)
+        """The layer whose gradients the explorer's CAMs use: the one the network names."""
+        return self.model.cam_layer()
 
 
 @dataclass(frozen=True)

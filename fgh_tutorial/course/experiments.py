@@ -20,6 +20,7 @@ from ..attention.srem import SREM, default_region_size, srem_mask
 from ..data import PART_NAMES, SynthBirds, subset
 from ..models.encode import encode
 from ..retrieval.metrics import mean_average_precision, segment_maps
+from ..systems import ABLATION, AsymmetricConfig, get_system
 from ..training.cache import cache_dir, load_or_train
 from ..training.central import train_hashing
 from ..training.checkpoints import load_checkpoint, save_checkpoint
@@ -115,7 +116,6 @@ def asymmetric(setting: dict, seed: int) -> dict:
     """Train a system of the registry asymmetrically from the course backbone. Setting: {"data",
     "system", "iterations", "samples", "lengths", and optionally "positives", "srem_regions"}.
     Returns the test mAP per code length and the validation curve (one point per iteration)."""
-    from ..systems import AsymmetricConfig, get_system
     from ..training.asymmetric import evaluate_asymmetric
 
     _, splits, _ = course_data(setting["data"])
@@ -196,7 +196,7 @@ SWEEPS = {
                                 for d, n in (("default", 3), ("redundant", 3), ("default", 9)) for e in (False, True)]),
     "asymmetric": (asymmetric, [{"data": "default", "system": s, "iterations": 4, "samples": 1000,
                                  "lengths": [12, 24, 32, 48], "variant": "as in section 2"}
-                                for s in ("adsh", "adsh+srem", "adsh+esrl", "fcaenet")]
+                                for s in ABLATION]
                    + [{"data": "default", "system": "fcaenet", "iterations": 4, "samples": 1000, "lengths": [12, 24, 32, 48],
                        "variant": v, **extra} for v, extra in (("10 regions", {"srem_regions": 10}),
                                                                ("dataset positives", {"positives": "dataset"}))]

@@ -36,6 +36,7 @@ from ..models.exchnet import OracleExchNet
 from ..retrieval.baselines import ITQ, LSH
 from ..retrieval.codes import binarize
 from ..retrieval.metrics import segment_maps
+from ..systems import AsymmetricConfig, get_system
 from ..training.cache import load_or_train
 from .experiments import DATA, _split, course_data
 
@@ -117,8 +118,6 @@ def _baseline(setting: dict, seed: int) -> dict:
 def fair_run(setting: dict, seed: int) -> dict:
     """Train arm ``setting["arm"]`` on variant ``setting["data"]`` under the fair budget; returns
     the test mAP per length on clean and occluded queries, the validation curve and the best iteration."""
-    from ..systems import AsymmetricConfig, get_system
-
     if ARMS[setting["arm"]][0] is None:
         return _baseline(setting, seed)
     data, arm = setting["data"], setting["arm"]

@@ -30,6 +30,7 @@ from torch import nn
 
 from ..errors import BadOption
 from ..retrieval.codes import hard_sign
+from .stages import cam_layer
 from .backbones import mlpconv
 
 
@@ -51,6 +52,10 @@ class DNNH(nn.Module):
     @property
     def bits(self) -> int:
         return self.latent.out_features
+
+    def cam_layer(self) -> nn.Module:
+        """The layer whose output the explorer's Grad-CAMs read: the backbone's last feature map."""
+        return cam_layer(self.backbone)
 
     def forward_all(self, x) -> dict:
         """The feature map after the mlpconv block, the pooled feature f and the latent h."""

@@ -128,6 +128,10 @@ class ExchNet(nn.Module):
         parts = torch.einsum("bmhw,bdhw->bmd", weights, local)
         return {"global": self.last(mid).mean((2, 3)), "maps": maps, "parts": parts}
 
+    def cam_layer(self) -> nn.Module:
+        """The layer whose output the explorer's Grad-CAMs read: the last stage, shared by the global branch."""
+        return self.last
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         out = self.parts(x)
         parts = out["parts"]

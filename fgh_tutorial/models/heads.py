@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import BadOption
 from ..retrieval.codes import hard_sign
+from .stages import cam_layer
 
 
 class HashHead(nn.Module):
@@ -29,8 +30,8 @@ class HashHead(nn.Module):
 class HashingModel(nn.Module):
     """Backbone + hash head. ``forward`` returns u (relaxed codes); ``encode`` returns sign(u)."""
 
-    def __init__(self, backbone: nn.Module, bits: int):
-        super().__init__()
+    def __init__(self, backbone: nn.Module, bits: int, n_classes: int | None = None):
+        super().__init__()  # n_classes: unused (every network of a system takes it)
         self.backbone = backbone
         self.head = HashHead(backbone.out_channels, bits)
 
@@ -41,6 +42,10 @@ class HashingModel(nn.Module):
     def forward(self, x):
         _, pooled = self.backbone(x)
         return self.head(pooled)
+
+    def cam_layer(self) -> nn.Module:
+        """The layer whose output the explorer's Grad-CAMs read: the backbone's last feature map."""
+        return cam_layer(self.backbone)
 
     def forward_all(self, x) -> dict:
         """Everything the attention notebooks need: feature map, pooled feature and u."""

@@ -42,6 +42,7 @@ from torch import nn
 
 from ..errors import BadOption
 from ..retrieval.codes import hard_sign
+from .stages import cam_layer
 
 
 def pyramid_pool(fmap: torch.Tensor, levels=(1, 2, 4)) -> torch.Tensor:
@@ -100,6 +101,10 @@ class TwoPyramid(nn.Module):
     @property
     def bits(self) -> int:
         return self.vertical.out_features
+
+    def cam_layer(self) -> nn.Module:
+        """The layer whose output the explorer's Grad-CAMs read: the backbone's last feature map."""
+        return cam_layer(self.backbone)
 
     def forward_all(self, x) -> dict:
         """Low-layer maps, the top map, a_v, the per-layer a_l and u."""

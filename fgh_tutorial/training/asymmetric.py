@@ -43,7 +43,7 @@ from .positives import POSITIVES, DatasetPositives, batch_positives
 from .schedules import lr_at, set_lr
 from .solver import similarity_ratio, update_database_codes
 
-METHODS = ("adsh", "adsh+srem", "adsh+esrl", "fcaenet")
+TERMS = ("srem", "esrl")  # loss terms beside ADSH's: erased views (SREM), the enhanced space relation loss
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -57,7 +57,7 @@ class AsymmetricConfig:
     lr: float = 1e-3
     batch_size: int = 64
     similarity: str = "soft"
-    method: str = "adsh"  # adsh | adsh+srem | adsh+esrl | fcaenet (SREM + ESRL)
+    terms: tuple = ()  # of TERMS: () is ADSH, ("srem", "esrl") FCAENet (a system names its terms, systems.py)
     esrl_weight: float = 1.0
     alpha: float = 1.0  # ESRL weight of the (anchor, positive) pair
     beta: float = 1.0  # ESRL weight of the (anchor, erased) pair
@@ -99,10 +99,6 @@ class AsymmetricState:
     history: AsymmetricHistory = field(default_factory=AsymmetricHistory)
 
 
-def _uses(cfg, part):
-    return {"srem": cfg.method in ("adsh+srem", "fcaenet"), "esrl": cfg.method in ("adsh+esrl", "fcaenet")}[part]
-
-
 def _split(u, segments):
     return u.split(list(segments), 1)
 
@@ -118,7 +114,7 @@ def make_optimizer(model, cfg: AsymmetricConfig, params=None):
 
 
 def batch_loss(model, x, y, pos, state: AsymmetricState, cfg, erase, labels, g, x_pos=None):
-    """ADSH loss per code segment, plus the erased view (SREM) and ESRL where the method says;
+    """ADSH loss per code segment, plus the erased view (SREM) and ESRL where ``cfg.terms`` say;
     ``x_pos``: the ESRL positives drawn from the dataset (None: from the batch)."""
     S = soft_similarity(y, labels, cfg.similarity, r=state.r)  # r of the whole sample, not the batch
     masks = None
@@ -129,13 +125,13 @@ def batch_loss(model, x, y, pos, state: AsymmetricState, cfg, erase, labels, g, 
     state.U[pos] = u.detach().float()
     rows = state.sample[pos]
     views = [u]
-    if _uses(cfg, "srem"):
+    if "srem" in cfg.terms:
         views.append(model(erase(model, x, masks)[0]))
     loss = 0.0
     for view in views:
         for part, Vk in zip(_split(view, cfg.segments), _split(state.V, cfg.segments)):
             loss = loss + adsh_loss(part, Vk, S, Vk[rows], cfg.gamma) / len(cfg.segments)
-    if _uses(cfg, "esrl"):
+    if "esrl" in cfg.terms:
         u_pos = model(x_pos if x_pos is not None else x[batch_positives(y, g).to(x.device)])
         u_erased = views[1] if len(views) > 1 else u
         loss = loss + cfg.esrl_weight * esrl(u, u_pos, u_erased, cfg.alpha, cfg.beta)
@@ -162,7 +158,7 @@ def train_epoch(model, opt, images, labels, state: AsymmetricState, cfg, erase, 
     total, batches, m = 0.0, 0, len(state.sample)
     order = torch.randperm(m, generator=g).to(device)
     draw = None
-    if _uses(cfg, "esrl") and cfg.positives == "dataset":
+    if "esrl" in cfg.terms and cfg.positives == "dataset":
         draw = positives or DatasetPositives(labels)
     source, mine = epoch_batches(images, order, state.sample, cfg, g, device, draw), []
     if dist is not None:
@@ -230,8 +226,8 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     ``dist``: a ``training.distributed.Distributed`` (torchrun): DDP on every process, the V-step,
     validation and checkpoints on rank 0, and every process ends with rank 0's weights and V.
     """
-    if cfg.method not in METHODS:
-        raise BadOption(f"method must be one of {METHODS}, got {cfg.method!r}")
+    if not set(cfg.terms) <= set(TERMS):
+        raise BadOption(f"loss terms must be among {TERMS}, got {tuple(cfg.terms)!r}")
     if cfg.erasing not in ERASERS:
         raise BadOption(f"erasing must be one of {ERASERS}, got {cfg.erasing!r}")
     if cfg.positives not in POSITIVES:
@@ -249,7 +245,7 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     erase = make_eraser(cfg.erasing, size, cfg.srem_regions)
     if not isinstance(images, torch.Tensor) and not has_views(images):  # one loader for the run: its workers persist
         images = train_loader(images, cfg, device, size)
-    positives = DatasetPositives(labels) if _uses(cfg, "esrl") and cfg.positives == "dataset" else None
+    positives = DatasetPositives(labels) if "esrl" in cfg.terms and cfg.positives == "dataset" else None
     path = Path(checkpoint_dir) / "asymmetric.pt" if checkpoint_dir else None
     resume = path is not None and path.exists()
     if dist is not None:  # rank 0's answer, given once its last checkpoint is written: every rank reads the same
@@ -261,8 +257,8 @@ def train_asymmetric(model, images, labels, cfg: AsymmetricConfig, checkpoint_di
     if cfg.compile:
         model.compile()  # in place: the state dict keeps its keys
     main, net = dist is None or dist.is_main, model if dist is None else dist.wrap(model)
-    done = 0
-    for it in tqdm(range(state.iteration, cfg.iterations), desc=f"{cfg.method} iterations", disable=not (progress and main)):
+    done, desc = 0, "+".join(("adsh", *cfg.terms)) + " iterations"
+    for it in tqdm(range(state.iteration, cfg.iterations), desc=desc, disable=not (progress and main)):
         state.iteration = it
         set_lr(opt, lr_at(cfg.schedule, cfg.lr, it, cfg.milestones))
         if state.epoch == 0:

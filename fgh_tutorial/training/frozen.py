@@ -13,8 +13,8 @@ ordinary backbone + ``HashHead`` and encodes new images end to end:
 
     W' = W / sigma,   b' = b - W' mu      =>   tanh(W' f + b') = tanh(W z + b).
 
-SREM erases image regions, so it has no place here: the methods are ``adsh`` and ``adsh+esrl``
-(ESRL's positives are other features of the anchor's class).
+SREM erases image regions, so it has no place here: of the loss terms only ESRL trains on
+features (its positives are other features of the anchor's class).
 
 The cache (``features.npz`` in the run folder) carries a fingerprint of the data (image paths,
 sizes, modification times and the Dataset's transform; or the bytes of a tensor) and of the
@@ -44,7 +44,6 @@ from .asymmetric import train_asymmetric
 
 FEATURES_FILE = "features.npz"
 FEATURE_BATCH = 128  # images per forward pass of the backbone
-FROZEN_METHODS = ("adsh", "adsh+esrl")
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -192,9 +191,9 @@ def fold(head: HashHead, mu: torch.Tensor, sigma: torch.Tensor) -> HashHead:
 def train_head(features: dict, cfg, checkpoint_dir=None, device="cpu", progress: bool = True):
     """The asymmetric loop on cached features {"train": (f, y), "val": (f, y) optional}:
     returns (hash layer on raw features, V, history)."""
-    if cfg.method not in FROZEN_METHODS:
-        raise BadOption(f"frozen-backbone mode trains the hash layer on pooled features: method must be one of "
-                         f"{FROZEN_METHODS} (SREM erases image regions), got {cfg.method!r}")
+    if "srem" in cfg.terms:
+        raise BadOption("frozen-backbone mode trains the hash layer on pooled features, and SREM erases image regions: "
+                        "train a system without SREM (adsh, adsh+esrl)")
     f_db, y_db = features["train"]
     mu, sigma = f_db.mean(0), f_db.std(0).clamp_min(1e-6)
     device = torch.device(device)
@@ -215,7 +214,7 @@ def train_frozen(backbone, splits: dict, cfg, run_dir=None, device="cpu", worker
     ``run_dir/features.npz`` and the loop checkpoints to ``run_dir/checkpoints`` (resumable).
 
     Returns (model = backbone + trained hash layer, V, history, features)."""
-    if cfg.method not in FROZEN_METHODS:  # before the slow part
+    if "srem" in cfg.terms:  # before the slow part
         train_head({}, cfg)
     run_dir = Path(run_dir) if run_dir is not None else None
     feats = cached_features(backbone, splits, run_dir / FEATURES_FILE if run_dir else None, device, workers, progress)
@@ -232,6 +231,6 @@ def encode_features(model: HashingModel, features: torch.Tensor) -> np.ndarray:
     return binarize(torch.cat([head(f) for f in features.float().split(4096)]).numpy())
 
 
-__all__ = ["FEATURES_FILE", "FEATURE_BATCH", "FROZEN_METHODS", "backbone_digest", "cache_is_current", "cached_features",
+__all__ = ["FEATURES_FILE", "FEATURE_BATCH", "backbone_digest", "cache_is_current", "cached_features",
            "data_digest", "encode_features", "extract_features", "fingerprint", "fold", "split_batches", "train_frozen",
            "train_head"]

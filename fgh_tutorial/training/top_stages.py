@@ -13,7 +13,7 @@ anchor's class), and ExchNet's part attention and feature exchange, which act on
 stage below the last one: the top computes it for any K (ResNets and minires, the backbones ExchNet
 is built on). SREM does not: it erases regions of the input *pixels* chosen by the network's
 attention and encodes the erased image again, and the cache holds no pixels (erasing the cached maps
-would be another method). So the systems are ``adsh``, ``adsh+esrl`` and ``exchnet``.
+would be another method). The systems that train here say so in the registry (``trains_on``: "maps").
 
 The batch-norm layers of the top are trained as in fine-tuning; those of the frozen stages keep
 their statistics (the maps are computed in eval mode).
@@ -27,15 +27,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import BadOption
 from ..models.backbones import Backbone
-from ..models.heads import HashHead
+from ..models.exchnet import ExchNet
+from ..models.heads import HashHead, HashingModel
 from ..models.stages import check_top, split_stages, stage_names, stem_children
 from ..retrieval.codes import binarize
 from .asymmetric import train_asymmetric
-from .frozen import FROZEN_METHODS, fold, train_head
+from .frozen import fold, train_head
 from .stage_maps import cached_maps
 
-TOP_SYSTEMS = ("adsh", "adsh+esrl", "exchnet")
 # the hash layer is first trained alone as in frozen mode (PROBE, PROBE_ITERATIONS per iteration of the
 # top), then with the top at a lower rate
 TOP_DEFAULTS = {"iterations": 20, "epochs": 1, "samples": 2000, "optimizer": "adamw", "lr": 1e-4, "init_codes": "network"}
@@ -43,17 +44,18 @@ PROBE = {"epochs": 2, "samples": 4000, "optimizer": "adamw", "lr": 3e-4}
 PROBE_ITERATIONS = 3
 
 
-def check_top_system(system, backbone: str, k) -> None:
-    """A clear error unless ``system`` can train the ``k`` top stages of the backbone ``backbone``."""
-    if system.name not in TOP_SYSTEMS:
+def check_top_system(system, backbone: str, k, choices=None) -> None:
+    """A clear error unless ``system`` (of the registry) can train the ``k`` top stages of ``backbone``;
+    ``choices``: the systems that can, named in the error."""
+    if "maps" not in system.trains_on:
         why = ("SREM erases regions of the input pixels, and the cache holds the frozen stages' maps, not pixels"
-               if "srem" in system.method or system.method == "fcaenet" else
-               f"{system.name} does not train on the maps of the frozen stages")
-        raise ValueError(f"--train-top trains on cached maps: --method must be one of {list(TOP_SYSTEMS)}, got "
-                         f"{system.name!r} ({why})")
+               if "srem" in system.terms else f"{system.name} does not train on the maps of the frozen stages")
+        raise BadOption("--train-top trains on cached maps" + (f": --method must be one of {list(choices)}" if choices else "")
+                        + f", got {system.name!r} ({why})")
     check_top(backbone, k)
-    if system.arch == "exchnet" and backbone == "efficientnet_lite0":
-        raise ValueError("--method exchnet is built on ResNets and minires; with efficientnet_lite0 use adsh or adsh+esrl")
+    if issubclass(system.network, ExchNet) and backbone == "efficientnet_lite0":
+        raise BadOption(f"--method {system.name} is built on ResNets and minires: train it with --backbone resnet18/34/50 "
+                        "or minires")
 
 
 class StandardisedHead(nn.Module):
@@ -112,8 +114,7 @@ def probe(top, maps, cfg, progress: bool = True, train: bool = True) -> Standard
     if not train:
         return StandardisedHead(HashHead(len(mu), top.bits), mu, sigma)
     z = {s: ((f - mu) / sigma, y) for s, (f, y) in feats.items()}
-    method = cfg.method if cfg.method in FROZEN_METHODS else "adsh"
-    probe_cfg = replace(cfg, method=method, init_codes="random", iterations=max(1, round(PROBE_ITERATIONS * cfg.iterations)), **PROBE)
+    probe_cfg = replace(cfg, init_codes="random", iterations=max(1, round(PROBE_ITERATIONS * cfg.iterations)), **PROBE)
     head, _, _ = train_head(z, probe_cfg, progress=progress)
     return StandardisedHead(head, mu, sigma)
 
@@ -134,17 +135,17 @@ def train_top(system, backbone, n_classes: int, splits: dict, cfg, k: int, run_d
     maps = cached_maps(bottom, backbone, splits, frozen, run_dir, device, workers, progress)
     top = top_network(model, backbone, k).to(device)
     checkpoints = None if run_dir is None else Path(run_dir) / "checkpoints"
-    if system.arch == "hashing":
+    if isinstance(model, HashingModel):
         resumed = checkpoints is not None and (checkpoints / "asymmetric.pt").exists()
         top._modules["head"] = probe(top, maps, cfg, progress, train=not resumed).to(device)
     val = (maps.tensor("val"), maps.labels["val"]) if "val" in splits else None
     V, hist = train_asymmetric(top, maps.views("train"), maps.labels["train"], cfg, checkpoint_dir=checkpoints,
                                val=val, progress=progress)
     codes = binarize(maps.apply(top, "test").numpy()) if "test" in splits else None
-    if system.arch == "hashing":
+    if isinstance(model, HashingModel):
         model.head = fold(top.head.head, top.head.mu.cpu(), top.head.sigma.cpu())
     return model.cpu().eval(), V, hist, codes
 
 
-__all__ = ["PROBE", "PROBE_ITERATIONS", "StandardisedHead", "TOP_DEFAULTS", "TOP_SYSTEMS", "check_top_system", "probe", "top_network",
+__all__ = ["PROBE", "PROBE_ITERATIONS", "StandardisedHead", "TOP_DEFAULTS", "check_top_system", "probe", "top_network",
            "train_top"]
