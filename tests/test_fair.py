@@ -138,10 +138,10 @@ def test_every_arm_of_the_fair_test_runs_and_reads_both_query_kinds(tiny_course)
 
 @pytest.mark.slow
 def test_each_variant_has_its_own_course_model(tiny_course):
+    from fgh_tutorial.course import experiments
     from fgh_tutorial.training.cache import cache_dir
 
-    fair = tiny_course
-    a, b = fair.variant_model("default"), fair.variant_model("redundant")
+    a, b = experiments.course_model("default"), experiments.course_model("redundant")
     names = sorted(p.name for p in cache_dir().glob("cpu*minires*.pt"))
     assert len(names) == 2 and any(n.startswith("cpu-redundant-") for n in names)
     assert not torch.equal(a.head.linear.weight if hasattr(a.head, "linear") else next(a.head.parameters()),

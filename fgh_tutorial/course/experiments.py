@@ -26,7 +26,7 @@ from ..training.central import train_hashing
 from ..training.checkpoints import load_checkpoint, save_checkpoint
 from ..training.profiles import get_profile
 
-SEEDS = (0, 1, 2)
+SEEDS = (0, 1, 2, 3, 4)  # paired seeds of every notebook sweep (the yardstick: README, notebook 03)
 DATA = {"default": False, "redundant": True}  # setting "data" -> SynthBirds(redundant=...)
 
 
@@ -52,10 +52,11 @@ def course_data(data: str = "default"):
     return profile, {s: (x, y) for s, (x, y, _) in parts.items()}, parts["test"][2].numpy()
 
 
-def course_model():
-    """Notebook 01's model (trained on the default SynthBirds, cached); the start of every run."""
-    profile, splits, _ = course_data("default")
-    return load_or_train(profile, 48, splits, progress=False)[0]
+def course_model(data: str = "default"):
+    """The course model of a SynthBirds variant: notebook 01's training on that variant (cached), so
+    that every run on a variant starts from a backbone trained on that variant."""
+    profile, splits, _ = course_data(data)
+    return load_or_train(profile, 48, splits, progress=False, variant=data)[0]
 
 
 def test_map(model, data: str = "default") -> float:
@@ -101,7 +102,7 @@ def srem_finetune(setting: dict, seed: int) -> dict:
     profile, splits, _ = course_data(setting["data"])
     (db_x, db_y) = splits["train"]
     torch.manual_seed(seed)
-    net = copy.deepcopy(course_model())
+    net = copy.deepcopy(course_model(setting["data"]))
     half = torch.arange(0, len(db_x), 2)
     erase = SREM(setting["regions"], default_region_size(profile.image_size)) if setting["regions"] else None
     train_hashing(net, subset(db_x, half), db_y[half], epochs=setting["epochs"], lr=setting["lr"], schedule="constant",
@@ -112,22 +113,30 @@ def srem_finetune(setting: dict, seed: int) -> dict:
 
 
 # ---------------------------------------------------------------- asymmetric training (notebook 05)
-def asymmetric(setting: dict, seed: int) -> dict:
+def asymmetric_models(setting: dict, seed: int):
     """Train a system of the registry asymmetrically from the course backbone. Setting: {"data",
     "system", "iterations", "samples", "lengths", and optionally "positives", "srem_regions"}.
-    Returns the test mAP per code length and the validation curve (one point per iteration)."""
-    from ..training.asymmetric import evaluate_asymmetric
-
+    Returns (model in eval mode, V, history): notebook 05's live run is this call for seed 0."""
     _, splits, _ = course_data(setting["data"])
-    (db_x, db_y), (q_x, q_y), val = splits["train"], splits["test"], splits["val"]
+    (db_x, db_y), val = splits["train"], splits["val"]
     lengths = tuple(setting["lengths"])
     extra = {k: setting[k] for k in ("positives", "srem_regions") if k in setting}
     cfg = AsymmetricConfig(segments=lengths, iterations=setting["iterations"], samples=setting["samples"], seed=seed, **extra)
     system = get_system(setting["system"])
     torch.manual_seed(seed)
-    model = system.build(copy.deepcopy(course_model().backbone), sum(lengths), int(db_y.max()) + 1)
+    model = system.build(copy.deepcopy(course_model(setting["data"]).backbone), sum(lengths), int(db_y.max()) + 1)
     V, hist = system.train(model, db_x, db_y, cfg, val=val, progress=False)
-    maps = evaluate_asymmetric(model.eval(), q_x, q_y, V, db_y, lengths)
+    return model.eval(), V, hist
+
+
+def asymmetric(setting: dict, seed: int) -> dict:
+    """``asymmetric_models``' test mAP per code length and validation curve (one point per iteration)."""
+    from ..training.asymmetric import evaluate_asymmetric
+
+    model, V, hist = asymmetric_models(setting, seed)
+    _, splits, _ = course_data(setting["data"])
+    (q_x, q_y), db_y, lengths = splits["test"], splits["train"][1], tuple(setting["lengths"])
+    maps = evaluate_asymmetric(model, q_x, q_y, V, db_y, lengths)
     return {"map": {str(b): m for b, m in zip(lengths, maps)}, "val_map": hist.val_map,
             "best_iteration": hist.best_iteration, "loss": hist.loss}
 
@@ -169,19 +178,26 @@ def anchor_agreement(model, images, labels) -> dict:
             "other": other.mean(1).tolist()}
 
 
-def exchange_run(setting: dict, seed: int) -> dict:
+def exchange_model(setting: dict, seed: int):
     """ExchNet with or without the exchange ({"exchange": bool, "epochs", "lengths", "data"}), trained
-    like notebook 04 from the course backbone; test mAP per code length and part consistency."""
+    like notebook 04 from the course backbone, in eval mode: notebook 04's live run is this call for seed 0."""
     from ..models.exchnet import ExchNet
 
-    _, splits, masks = course_data(setting["data"])
-    (db_x, db_y), (q_x, q_y) = splits["train"], splits["test"]
+    _, splits, _ = course_data(setting["data"])
+    db_x, db_y = splits["train"]
     lengths = tuple(setting["lengths"])
     torch.manual_seed(seed)
-    model = ExchNet(copy.deepcopy(course_model().backbone), sum(lengths), n_classes=int(db_y.max()) + 1, n_parts=4)
+    model = ExchNet(copy.deepcopy(course_model(setting["data"]).backbone), sum(lengths), n_classes=int(db_y.max()) + 1, n_parts=4)
     model.exchanging = bool(setting["exchange"])
     train_hashing(model, db_x, db_y, epochs=setting["epochs"], lr=1e-3, seed=seed, segments=lengths, progress=False)
-    model.eval()
+    return model.eval()
+
+
+def exchange_run(setting: dict, seed: int) -> dict:
+    """``exchange_model``'s test mAP per code length, part consistency and anchor agreement."""
+    model = exchange_model(setting, seed)
+    _, splits, masks = course_data(setting["data"])
+    (db_x, db_y), (q_x, q_y), lengths = splits["train"], splits["test"], tuple(setting["lengths"])
     maps = segment_maps(encode(model, q_x), encode(model, db_x), q_y, db_y, lengths)
     out = {str(b): m for b, m in zip(lengths, maps)}
     consistency, spread = part_scores(model, q_x, q_y, masks)

@@ -37,8 +37,7 @@ from ..retrieval.baselines import ITQ, LSH
 from ..retrieval.codes import binarize
 from ..retrieval.metrics import segment_maps
 from ..systems import AsymmetricConfig, get_system
-from ..training.cache import load_or_train
-from .experiments import DATA, _split, course_data
+from .experiments import DATA, _split, course_data, course_model
 
 # arm -> (system of the registry, AsymmetricConfig overrides, what the arm isolates)
 ARMS = {
@@ -87,12 +86,6 @@ def masks(data: str) -> dict:
     return {s: _split(profile, s, n, DATA[data])[2].float() for s, n in sizes.items()}
 
 
-def variant_model(data: str):
-    """The course model of a SynthBirds variant: notebook 01's training on that variant (cached)."""
-    profile, splits, _ = course_data(data)
-    return load_or_train(profile, 48, splits, progress=False, variant=data)[0]
-
-
 def occluded(data: str) -> torch.Tensor:
     """The test queries of a variant with part i mod 4 of query i hidden."""
     _, splits, _ = course_data(data)
@@ -102,7 +95,7 @@ def occluded(data: str) -> torch.Tensor:
 
 def _baseline(setting: dict, seed: int) -> dict:
     _, splits, _ = course_data(setting["data"])
-    backbone = variant_model(setting["data"]).backbone
+    backbone = course_model(setting["data"]).backbone
     db_f, q_f = pooled_features(backbone, splits["train"][0]), pooled_features(backbone, splits["test"][0])
     occ_f = pooled_features(backbone, occluded(setting["data"]))
     db_y, q_y = splits["train"][1], splits["test"][1]
@@ -137,7 +130,7 @@ def fair_run(setting: dict, seed: int) -> dict:
                            patience=setting.get("patience", 0), **overrides,
                            **({"lr": setting["lr"]} if "lr" in setting else {}))
     torch.manual_seed(seed)
-    backbone, n_classes = copy.deepcopy(variant_model(data).backbone), int(db_y.max()) + 1
+    backbone, n_classes = copy.deepcopy(course_model(data).backbone), int(db_y.max()) + 1
     if oracle:
         model = OracleExchNet(backbone, sum(lengths), n_classes=n_classes, n_parts=4)
     else:
