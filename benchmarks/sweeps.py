@@ -8,7 +8,7 @@
 
 Results go to ``assets/sweeps/<name>.json`` (one entry per finished run, written atomically, so a
 sweep resumes where it stopped); the notebooks read and plot them. Every run starts from the cached
-course model of notebook 01 ($FGH_CACHE, trained first when missing). Runs use ``--threads`` CPU
+course model of notebook 01 trained on the run's SynthBirds variant ($FGH_CACHE, trained first when missing). Runs use ``--threads`` CPU
 threads (default 1: on a shared 2-core machine one thread per process wastes no time waiting).
 """
 from __future__ import annotations
@@ -32,10 +32,9 @@ OUT = ROOT / "assets" / "sweeps"
 def probe(threads: int) -> None:
     """The erasing probe of the course model on both SynthBirds variants, plus random cells."""
     start = time.perf_counter()
-    model = experiments.course_model()
     data = {"name": "probe", "meta": {"threads": threads, "what": experiments.srem_probe.__doc__.split("\n\n")[0]},
-            "probe": {d: experiments.srem_probe(model, d) for d in experiments.DATA},
-            "random": experiments.srem_probe(model, "default", random=True)["random"]}
+            "probe": {d: experiments.srem_probe(experiments.course_model(d), d) for d in experiments.DATA},
+            "random": experiments.srem_probe(experiments.course_model(), "default", random=True)["random"]}
     data["meta"]["seconds"] = round(time.perf_counter() - start, 1)
     _write(OUT / "probe.json", data)
     print(f"probe: {data['meta']['seconds']} s -> {OUT / 'probe.json'}")
