@@ -20,9 +20,9 @@ from fgh_tutorial.runs import run_database
 from fgh_tutorial.systems import SYSTEMS, AsymmetricConfig, get_system
 from fgh_tutorial.training.dnnh import latent_classification_loss
 from fgh_tutorial.training.gan import GANConfig, discriminator_loss, generator_loss, load_or_train_gan
+from fgh_tutorial.training.loop import StopAfter
 from fgh_tutorial.training.losses import adsh_loss, soft_similarity
 from fgh_tutorial.training.maxent import bit_entropy, max_entropy_loss
-from fgh_tutorial.training.loop import StopAfter
 from fgh_tutorial.training.symmetric import train_symmetric
 from fgh_tutorial.training.triplets import (class_balanced_batches, order_aware_triplet_loss, order_aware_weights,
                                             squared_triplet_loss)

@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from fgh_tutorial.data import default_transform, load_dataset
-from fgh_tutorial.data.loader import InMemory, TrainLoader, TrainTransform, default_workers, image_files, train_resize
+from fgh_tutorial.data.loader import (Decoded, InMemory, TrainLoader, TrainTransform, batch_source, default_workers, image_files,
+                                      train_resize)
 from fgh_tutorial.models.backbones import build_backbone
 from fgh_tutorial.models.heads import HashingModel
 from fgh_tutorial.training.asymmetric import AsymmetricConfig, AsymmetricHistory, train_asymmetric
@@ -123,3 +124,26 @@ def test_bad_options():
     with pytest.raises(ValueError, match="workers"):
         TrainLoader(torch.utils.data.TensorDataset(torch.randn(4, 3, 8, 8)), 8, workers=-1)
     assert isinstance(AsymmetricHistory().lr, list)
+
+
+def test_every_batch_source_reads_the_same_plan():
+    """A tensor and a Dataset of its rows give the same augmented batches from the same generator;
+    through DataLoader workers, those of the generator past the worker seed torch draws first."""
+    images, labels = torch.randn(12, 3, 8, 8), torch.arange(12) % 3
+    ds = torch.utils.data.TensorDataset(images, labels)
+    plan = [torch.tensor([3, 1, 4]), torch.tensor([0, 5, 9])]
+
+    def read(source, skip=False):
+        g = torch.Generator().manual_seed(7)
+        if skip:  # the worker seed a DataLoader draws from the run's generator
+            torch.empty((), dtype=torch.int64).random_(generator=g)
+        return [(idx, x) for idx, x, _ in source.batches(iter(plan), g)]
+
+    flips = torch.rand(6, generator=torch.Generator().manual_seed(7)) < 0.5
+    rows = images[torch.cat(plan)]
+    assert torch.equal(torch.cat([x for _, x in read(InMemory(images))]), torch.where(flips[:, None, None, None], rows.flip(3), rows))
+    for shift in (0.0, 0.25):
+        for source, skip in [(InMemory(ds, max_shift=shift), False), (Decoded(ds, max_shift=shift), True),
+                             (batch_source(ds, max_shift=shift, decode="workers"), True)]:
+            expected, got = read(InMemory(images, max_shift=shift), skip), read(source)
+            assert len(got) == 2 and all(torch.equal(i, j) and torch.equal(a, b) for (i, a), (j, b) in zip(expected, got))
