@@ -30,11 +30,10 @@ from PIL import Image
 
 from fgh_tutorial.attention.srem import SREM
 from fgh_tutorial.data import default_transform, load_dataset
-from fgh_tutorial.data.loader import train_resize
+from fgh_tutorial.data.loader import batch_source, train_resize
 from fgh_tutorial.models.backbones import build_backbone
 from fgh_tutorial.systems import AsymmetricConfig, get_system
 from fgh_tutorial.training.asymmetric import AsymmetricState, make_optimizer, sample, train_epoch, v_step
-from fgh_tutorial.training.batches import train_loader
 from fgh_tutorial.training.positives import DatasetPositives
 
 
@@ -111,7 +110,7 @@ def full_step(folder, backbone_name, size, batch, steps, bits, workers, device):
     g = torch.Generator().manual_seed(0)
     state = AsymmetricState(V=torch.where(torch.randn(len(labels), bits, generator=g) >= 0, 1.0, -1.0).to(device))
     opt, erase = make_optimizer(model, cfg), SREM.for_image_size(size, cfg.srem_regions)
-    loader, positives = train_loader(ds, cfg, device, size), DatasetPositives(labels)
+    loader, positives = batch_source(ds, device, workers=cfg.workers, size=size), DatasetPositives(labels)
     sample(state, labels, cfg, g)
     train_epoch(model, opt, loader, labels, state, cfg, erase, g, positives)  # warm-up: workers start, kernels load
     sync(device)

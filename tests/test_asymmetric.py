@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fgh_tutorial.training.asymmetric import AsymmetricConfig, evaluate_asymmetric, train_asymmetric
+from fgh_tutorial.training.loop import StopAfter
 from fgh_tutorial.models.backbones import build_backbone
 from fgh_tutorial.models.heads import HashingModel
 
@@ -48,7 +49,8 @@ def test_resume_reaches_the_same_state(tmp_path):
     val = (images[:16], labels[:16])
     V_whole, h_whole = train_asymmetric(whole, images, labels, cfg, val=val, progress=False)
     parted = model(8)
-    train_asymmetric(parted, images, labels, cfg, checkpoint_dir=tmp_path, val=val, stop_after_epochs=3, progress=False)
+    train_asymmetric(parted, images, labels, cfg, checkpoint_dir=tmp_path, val=val, progress=False,
+                     callbacks=[StopAfter(3)])
     resumed = model(8)  # a fresh process: only the checkpoint carries the state
     V_res, h_res = train_asymmetric(resumed, images, labels, cfg, checkpoint_dir=tmp_path, val=val, progress=False)
     assert h_whole.best_iteration == h_res.best_iteration and h_whole.val_map == pytest.approx(h_res.val_map)

@@ -20,6 +20,7 @@ from fgh_tutorial.runs import run_database
 from fgh_tutorial.systems import SYSTEMS, AsymmetricConfig, get_system
 from fgh_tutorial.training.dnnh import latent_classification_loss
 from fgh_tutorial.training.gan import GANConfig, discriminator_loss, generator_loss, load_or_train_gan
+from fgh_tutorial.training.loop import StopAfter
 from fgh_tutorial.training.losses import adsh_loss, soft_similarity
 from fgh_tutorial.training.maxent import bit_entropy, max_entropy_loss
 from fgh_tutorial.training.symmetric import train_symmetric
@@ -272,7 +273,7 @@ def test_symmetric_loop_resumes_exactly(tmp_path):
     codes, hist = run()
     assert codes.shape == (24, 8) and set(codes.unique().tolist()) <= {-1.0, 1.0}
     assert len(hist.loss) == 2 and len(hist.val_map) == 2 and hist.best_iteration in (1, 2)
-    assert run(checkpoint_dir=tmp_path, stop_after_epochs=1)[0] is None
+    assert run(checkpoint_dir=tmp_path, callbacks=[StopAfter(1)])[0] is None
     resumed, hist2 = run(checkpoint_dir=tmp_path)
     assert torch.equal(resumed, codes) and hist2.loss == hist.loss
 

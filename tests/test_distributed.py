@@ -18,6 +18,7 @@ from fgh_tutorial.training import profiles
 from fgh_tutorial.training.asymmetric import AsymmetricConfig, train_asymmetric
 from fgh_tutorial.training.checkpoints import load_checkpoint, save_checkpoint
 from fgh_tutorial.training.distributed import Distributed, join_from_env
+from fgh_tutorial.training.loop import StopAfter
 
 pytestmark = pytest.mark.slow  # two processes train
 
@@ -49,7 +50,7 @@ def _worker(rank, port, folder):
         (x, y), val = data()
         ckpt = os.path.join(folder, "checkpoints")
         # interrupted after 3 of 4 epochs, then resumed by fresh networks from rank 0's checkpoint
-        train_asymmetric(network(), x, y, CFG, ckpt, val, stop_after_epochs=3, progress=False, dist=dist)
+        train_asymmetric(network(), x, y, CFG, ckpt, val, progress=False, dist=dist, callbacks=[StopAfter(3)])
         model = network()
         V, hist = train_asymmetric(model, x, y, CFG, ckpt, val, progress=False, dist=dist)
         fcae = HashingModel(Backbone(nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU()), 8, "bn"), 8)

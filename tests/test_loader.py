@@ -7,11 +7,11 @@ import torch
 from PIL import Image
 
 from fgh_tutorial.data import default_transform, load_dataset
-from fgh_tutorial.data.loader import TrainLoader, TrainTransform, default_workers, image_files, train_resize
+from fgh_tutorial.data.loader import (Decoded, InMemory, TrainLoader, TrainTransform, batch_source, default_workers, image_files,
+                                      train_resize)
 from fgh_tutorial.models.backbones import build_backbone
 from fgh_tutorial.models.heads import HashingModel
-from fgh_tutorial.training.asymmetric import AsymmetricConfig, AsymmetricState, train_asymmetric
-from fgh_tutorial.training.batches import epoch_batches
+from fgh_tutorial.training.asymmetric import AsymmetricConfig, AsymmetricHistory, train_asymmetric
 from fgh_tutorial.training.positives import DatasetPositives
 from fgh_tutorial.training.schedules import lr_at, paper_milestones, paper_schedule
 
@@ -47,11 +47,11 @@ def test_train_transform_is_a_seeded_resize_crop_and_flip():
 def test_workers_return_the_same_batches_as_one_process(tmp_path):
     ds = load_dataset("folder", fake_folder(tmp_path), "train", default_transform(12))
     plan = [[(0, 10), (5, 11), (17, 12)], [(3, 13), (3, 14)], [(9, 15), (1, 16), (2, 17)]]
-    single = list(TrainLoader(ds, 12, workers=0).batches(plan))
+    single = list(TrainLoader(ds, 12, workers=0).decode(plan))
     pooled = TrainLoader(ds, 12, workers=2)
     assert pooled.workers == 2 and pooled.loader.persistent_workers
     for _ in range(2):  # the persistent workers serve a second pass as well
-        many = list(pooled.batches(plan))
+        many = list(pooled.decode(plan))
         assert len(many) == 3 and all(torch.equal(a, b) for a, b in zip(single, many))
     assert single[0].shape == (3, 3, 12, 12)
     assert default_workers() >= 0
@@ -92,11 +92,11 @@ def test_dataset_positives_share_the_label_and_come_from_outside_the_batch():
     images = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, 4, 4).contiguous()
     cfg = AsymmetricConfig(segments=(8,), batch_size=8, terms=("esrl",), positives="dataset")
     sample = torch.randperm(n, generator=g)[:64]
-    batches = list(epoch_batches(images, torch.randperm(64, generator=g), sample, cfg, g, "cpu", draw))
+    plan = sample[torch.randperm(64, generator=g)].split(cfg.batch_size)
     outside = 0
-    for pos, x, x_pos in batches:
+    for idx, x, x_pos in InMemory(images).batches(plan, g, draw):
         anchors, positives = x[:, 0, 0, 0].long(), x_pos[:, 0, 0, 0].long()
-        assert torch.equal(anchors, sample[pos])
+        assert torch.equal(anchors, idx)
         assert torch.equal(labels[positives], labels[anchors]) and not (positives == anchors).any()
         outside += int((~torch.isin(positives, anchors)).sum())
     assert outside > 0.9 * 64
@@ -123,4 +123,27 @@ def test_bad_options():
                          AsymmetricConfig(segments=(8,), positives="anywhere"), progress=False)
     with pytest.raises(ValueError, match="workers"):
         TrainLoader(torch.utils.data.TensorDataset(torch.randn(4, 3, 8, 8)), 8, workers=-1)
-    assert isinstance(AsymmetricState(V=torch.ones(2, 2)).history.lr, list)
+    assert isinstance(AsymmetricHistory().lr, list)
+
+
+def test_every_batch_source_reads_the_same_plan():
+    """A tensor and a Dataset of its rows give the same augmented batches from the same generator;
+    through DataLoader workers, those of the generator past the worker seed torch draws first."""
+    images, labels = torch.randn(12, 3, 8, 8), torch.arange(12) % 3
+    ds = torch.utils.data.TensorDataset(images, labels)
+    plan = [torch.tensor([3, 1, 4]), torch.tensor([0, 5, 9])]
+
+    def read(source, skip=False):
+        g = torch.Generator().manual_seed(7)
+        if skip:  # the worker seed a DataLoader draws from the run's generator
+            torch.empty((), dtype=torch.int64).random_(generator=g)
+        return [(idx, x) for idx, x, _ in source.batches(iter(plan), g)]
+
+    flips = torch.rand(6, generator=torch.Generator().manual_seed(7)) < 0.5
+    rows = images[torch.cat(plan)]
+    assert torch.equal(torch.cat([x for _, x in read(InMemory(images))]), torch.where(flips[:, None, None, None], rows.flip(3), rows))
+    for shift in (0.0, 0.25):
+        for source, skip in [(InMemory(ds, max_shift=shift), False), (Decoded(ds, max_shift=shift), True),
+                             (batch_source(ds, max_shift=shift, decode="workers"), True)]:
+            expected, got = read(InMemory(images, max_shift=shift), skip), read(source)
+            assert len(got) == 2 and all(torch.equal(i, j) and torch.equal(a, b) for (i, a), (j, b) in zip(expected, got))

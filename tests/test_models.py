@@ -8,7 +8,8 @@ from fgh_tutorial.models.encode import encode
 from fgh_tutorial.models.heads import HashingModel
 from fgh_tutorial.retrieval import binarize
 from fgh_tutorial.training.losses import central_similarity_loss, hash_centres
-from fgh_tutorial.training.central import augment, train_hashing
+from fgh_tutorial.data.transforms import augment
+from fgh_tutorial.training.central import train_hashing
 
 
 @pytest.mark.parametrize("name, size, channels, side", [("minires", 64, 128, 8), ("resnet18", 64, 512, 2)])

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BadOptionType
-from .asymmetric import AsymmetricConfig
+from .config import TrainConfig
 from .symmetric import train_symmetric
 
 
@@ -25,9 +25,9 @@ def latent_classification_loss(logits, labels: torch.Tensor) -> torch.Tensor:
     return sum(F.cross_entropy(z, labels) for z in logits) / len(logits)
 
 
-def train_dnnh(model, images, labels, cfg: AsymmetricConfig, **kwargs):
+def train_dnnh(model, images, labels, cfg: TrainConfig, **kwargs):
     """Train a ``DNNH`` network; returns (database codes +-1, history). ``kwargs`` go to
-    ``train_symmetric`` (checkpoint_dir, val, progress, stop_after_epochs)."""
+    ``train_symmetric`` (checkpoint_dir, val, progress, callbacks)."""
     if not hasattr(model, "segment_logits"):
         raise BadOptionType(f"the dnnh trainer needs a DNNH network (arch 'dnnh'), got {type(model).__name__}")
 

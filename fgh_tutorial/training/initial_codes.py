@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import BadOption
 from ..data import subset
 from ..models.encode import relaxed_codes
 from .solver import update_database_codes
 
-INITS = ("random", "network")
+INITS = ("random", "network")  # the config checks its init_codes against these
 
 
 def initial_codes(model, images, labels: torch.Tensor, cfg, g: torch.Generator) -> torch.Tensor:
@@ -27,8 +26,6 @@ def initial_codes(model, images, labels: torch.Tensor, cfg, g: torch.Generator) 
     n, bits = len(labels), model.bits
     if cfg.init_codes == "random":
         return torch.where(torch.randn(n, bits, generator=g) >= 0, 1.0, -1.0).to(labels.device)
-    if cfg.init_codes != "network":
-        raise BadOption(f"init_codes must be one of {INITS}, got {cfg.init_codes!r}")
     rows = torch.randperm(n, generator=g)[:min(cfg.samples, n)]
     U = relaxed_codes(model, subset(images, rows)).to(labels.device)
     V = torch.zeros(n, bits, device=labels.device)

@@ -28,7 +28,7 @@ import torch
 
 from ..errors import BadOption
 from ..data import stack
-from .asymmetric import AsymmetricConfig
+from .config import TrainConfig
 from .gan import GANConfig, load_or_train_gan
 from .losses import central_similarity_loss, hash_centres
 from .symmetric import train_symmetric
@@ -48,7 +48,7 @@ def max_entropy_loss(u: torch.Tensor) -> torch.Tensor:
     return math.log(2) - bit_entropy(u)
 
 
-def train_maxent(model, images, labels, cfg: AsymmetricConfig, generator=None, gan: GANConfig | None = None,
+def train_maxent(model, images, labels, cfg: TrainConfig, generator=None, gan: GANConfig | None = None,
                  fake_ratio: float = FAKE_RATIO, weight: float = ENTROPY_WEIGHT, progress: bool = True, **kwargs):
     """Stage two on ``model`` (any network returning relaxed codes); the generator is ``generator``
     or stage one's, loaded from the cache or trained on ``images`` (``gan``, default

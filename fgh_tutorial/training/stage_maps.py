@@ -103,7 +103,7 @@ class StageMaps:
 class MapViews(torch.utils.data.Dataset):
     """The maps of one split as a Dataset of (map, label), and, for training batches,
     ``augmented_batch``: one view per image, the flipped one with probability 1/2 (drawn from the
-    run's generator, as the flips of tensor images are)."""
+    run's generator, as the flips of tensor images are); ``batches``: the maps as a batch source."""
 
     def __init__(self, maps: StageMaps, split: str):
         self.maps, self.split = maps, split
@@ -123,6 +123,13 @@ class MapViews(torch.utils.data.Dataset):
         if flip.any():
             out[flip] = self.maps.rows(self.split, True)[idx[flip]]
         return torch.from_numpy(out)
+
+    def batches(self, plan, g: torch.Generator, positives=None):
+        """The batch source of the maps (``data.loader``): for each batch of the plan, the views of
+        its positives (when drawn), then those of its rows."""
+        for idx in plan:
+            x_pos = None if positives is None else self.augmented_batch(positives(idx, g), g)
+            yield idx, self.augmented_batch(idx, g), x_pos
 
 
 # ---------------------------------------------------------------- building the cache

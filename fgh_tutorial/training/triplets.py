@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from .asymmetric import AsymmetricConfig
+from .config import TrainConfig
 from .symmetric import train_symmetric
 
 MARGIN = 0.25
@@ -95,7 +95,7 @@ def order_aware_triplet_loss(u: torch.Tensor, labels: torch.Tensor, segments, ma
     return loss / len(segments)
 
 
-def class_balanced_batches(sample, labels, cfg: AsymmetricConfig, g: torch.Generator, per_class: int = PER_CLASS):
+def class_balanced_batches(sample, labels, cfg: TrainConfig, g: torch.Generator, per_class: int = PER_CLASS):
     """As many batches as the sample fills (len(sample) // batch_size), each of batch_size // K
     classes of the sample drawn at random with K of their sampled images (with replacement when a
     class has fewer): as many images as ``random_batches``, arranged so that anchors have positives."""
@@ -117,7 +117,7 @@ def class_balanced_batches(sample, labels, cfg: AsymmetricConfig, g: torch.Gener
     return out
 
 
-def train_triplets(model, images, labels, cfg: AsymmetricConfig, margin: float = MARGIN, **kwargs):
+def train_triplets(model, images, labels, cfg: TrainConfig, margin: float = MARGIN, **kwargs):
     """Order-aware reweighted squared-triplet training; returns (database codes +-1, history).
     ``kwargs`` go to ``train_symmetric``."""
     def batch_loss(model, x, y, g):
