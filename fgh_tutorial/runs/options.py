@@ -162,16 +162,16 @@ OPTIONS = (
            "(scaled to --iterations when given)", choices=SCHEDULES, check=one_of),
     Option("workers", "image-decoding processes (default: from the CPU count)", kind=int, least=0, check=at_least),
     Option("freeze_backbone", "compute the backbone's features once (cached in the run folder), then train the hash "
-           "layer alone: minutes on a laptop CPU (adsh or adsh+esrl)", kind=bool),
+           "layer alone: minutes on a laptop CPU (adsh or adsh+esrl)", kind=bool, default=False),
     Option("train_top", "compute the maps of the backbone's frozen stages once (and of the mirror images; cached in "
            "the run folder), then train its K top stages and the hash layer: a laptop CPU learns more than with "
            "--freeze-backbone (adsh, adsh+esrl, exchnet; stages: README)", kind=int, least=1, metavar="K"),
     Option("positives", "ESRL positives from the mini-batch (default) or from the whole training set (FCAENet)",
            choices=("batch", "dataset")),
-    Option("compile", "torch.compile the network (GPU)", kind=bool),
+    Option("compile", "torch.compile the network (GPU)", kind=bool, default=False),
     Option("device", "cpu or cuda (default: the profile's, cpu without a GPU)", written="always"),
-    Option("force", "--out holds a run: delete it and start over", kind=bool, written=None, excludes="resume"),
-    Option("resume", "--out holds a run with the same settings: continue it", kind=bool, written=None, excludes="force"),
+    Option("force", "--out holds a run: delete it and start over", kind=bool, default=False, written=None, excludes="resume"),
+    Option("resume", "--out holds a run with the same settings: continue it", kind=bool, default=False, written=None, excludes="force"),
     Option("on_bad_image", "an image file that cannot be decoded stops training (fail) or is left out and listed in "
            "the run folder (skip)", default="fail", choices=ON_BAD_IMAGE, check=one_of, written="always"),
 )
