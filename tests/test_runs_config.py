@@ -66,8 +66,8 @@ def test_settings_from_python_are_checked_as_on_the_command_line(tmp_path):
 
 
 def test_config_json_round_trips():
-    config = replace(RunConfig.checked(bits="4,8", schedule="paper", compile=True), solver={"schedule": "paper", "lr": 0.1}, n_classes=3,
-                     data_fingerprint={"train": {}})
+    config = replace(RunConfig.checked(bits="4,8", schedule="paper", compile=True), n_classes=3,
+                     solver={"schedule": "paper", "lr": 0.1}, data_fingerprint={"train": {}})
     assert RunConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
     assert "compile" in config.to_json() and "compile" not in RunConfig().to_json()  # options only when given
     with pytest.raises(BadFile, match="lacks method"):

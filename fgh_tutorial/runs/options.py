@@ -170,8 +170,10 @@ OPTIONS = (
            choices=("batch", "dataset")),
     Option("compile", "torch.compile the network (GPU)", kind=bool, default=False),
     Option("device", "cpu or cuda (default: the profile's, cpu without a GPU)", written="always"),
-    Option("force", "--out holds a run: delete it and start over", kind=bool, default=False, written=None, excludes="resume"),
-    Option("resume", "--out holds a run with the same settings: continue it", kind=bool, default=False, written=None, excludes="force"),
+    Option("force", "--out holds a run: delete it and start over", kind=bool, default=False, written=None,
+           excludes="resume"),
+    Option("resume", "--out holds a run with the same settings: continue it", kind=bool, default=False, written=None,
+           excludes="force"),
     Option("on_bad_image", "an image file that cannot be decoded stops training (fail) or is left out and listed in "
            "the run folder (skip)", default="fail", choices=ON_BAD_IMAGE, check=one_of, written="always"),
 )
