@@ -116,3 +116,18 @@ def test_the_readme_map_names_the_tree():
     packages = {str(p.parent.relative_to(PACKAGE)) for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE}
     modules = {p.name for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")}
     assert not (packages | modules) - named, f"the README map lacks {sorted((packages | modules) - named)}"
+
+
+def test_the_run_layer_modules_import_only_those_listed_before_them():
+    """``runs/__init__.py`` lists its modules so that each imports only the ones before it."""
+    import fgh_tutorial.runs
+
+    listed = re.findall(r"^    (\w+)\.py ", fgh_tutorial.runs.__doc__, re.M)
+    folder = PACKAGE / "runs"
+    assert sorted(listed) == sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    wrong = []
+    for i, name in enumerate(listed):
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module not in listed[:i]:
+                wrong.append(f"runs/{name}.py imports .{node.module}")
+    assert not wrong, wrong
