@@ -23,7 +23,8 @@ from fgh_tutorial.models.backbones import build_backbone
 from fgh_tutorial.retrieval.baselines import ITQ, LSH
 from fgh_tutorial.retrieval.codes import binarize
 from fgh_tutorial.retrieval.metrics import map_from_distances, mean_average_precision
-from fgh_tutorial.run_options import FROZEN_DEFAULTS, columns, parse_lengths
+from fgh_tutorial.runs.config import FROZEN_DEFAULTS, columns
+from fgh_tutorial.runs.options import parse_lengths
 from fgh_tutorial.systems import AsymmetricConfig, get_system
 from fgh_tutorial.training.asymmetric import evaluate_asymmetric
 from fgh_tutorial.training.frozen import cache_is_current, cached_features, encode_features, extract_features, train_head

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from fgh_tutorial.cli import main
-from fgh_tutorial.runs import run_database
+from fgh_tutorial.runs.folder import run_database
 from fgh_tutorial.data import SynthBirds
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from fgh_tutorial import cli
-from fgh_tutorial.reporting import one_line, run_command, user_message
+from fgh_tutorial.cli import commands
+from fgh_tutorial.cli.reporting import one_line, run_command, user_message
 
 
 def _lines(text):
@@ -75,7 +76,7 @@ def test_interrupt_and_warnings(capsys):
 def test_messages_of_every_kind_of_failure():
     from fgh_tutorial.data.download import ChecksumError, DownloadError
     from fgh_tutorial.data.images import BadImageError
-    from fgh_tutorial.runlock import RunLocked
+    from fgh_tutorial.runs.lock import RunLocked
 
     worker = BadImageError("Caught BadImageError in DataLoader worker process 0.\nOriginal Traceback (most recent "
                            "call last):\n  File \"x.py\", line 1, in f\nfgh_tutorial.data.images.BadImageError: "
@@ -95,7 +96,7 @@ def test_messages_of_every_kind_of_failure():
 
 def test_every_command_gets_the_wrapper(monkeypatch, tmp_path, capsys):
     """A command added to the parser later reports through the same wrapper."""
-    monkeypatch.setattr(cli, "_evaluate", _failing(IndexError("list index out of range")))
+    monkeypatch.setattr(commands, "evaluate", _failing(IndexError("list index out of range")))
     assert cli.main(["evaluate", "--run", str(tmp_path)]) == 1
     assert "unexpected IndexError" in capsys.readouterr().err
     with pytest.raises(SystemExit) as bad:  # argparse's own errors keep their usage line and status 2

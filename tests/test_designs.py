@@ -16,7 +16,7 @@ from fgh_tutorial.models.gan import Discriminator, Generator
 from fgh_tutorial.models.heads import HashingModel
 from fgh_tutorial.models.pyramid import TwoPyramid, consensus_fusion, consensus_loss, pyramid_pool
 from fgh_tutorial.retrieval.balance import bit_entropies, mean_bit_entropy
-from fgh_tutorial.runs import run_database
+from fgh_tutorial.runs.folder import run_database
 from fgh_tutorial.systems import SYSTEMS, AsymmetricConfig, get_system
 from fgh_tutorial.training.dnnh import latent_classification_loss
 from fgh_tutorial.training.gan import GANConfig, discriminator_loss, generator_loss, load_or_train_gan

@@ -13,7 +13,7 @@ from fgh_tutorial.cli import main
 from fgh_tutorial.data import SynthBirds
 from fgh_tutorial.models.backbones import Backbone
 from fgh_tutorial.models.heads import HashingModel
-from fgh_tutorial.runs import load_run
+from fgh_tutorial.runs.folder import load_run
 from fgh_tutorial.training import profiles
 from fgh_tutorial.training.asymmetric import AsymmetricConfig, train_asymmetric
 from fgh_tutorial.training.checkpoints import load_checkpoint, save_checkpoint
@@ -107,7 +107,7 @@ def test_the_command_line_under_torchrun_writes_one_run(two_processes):
     folder, ranks = two_processes
     assert [r["cli"] for r in ranks] == [0, 0]
     config, model, _ = load_run(folder / "run")  # complete: its manifest and files check out
-    assert config["bits"] == 12 and model.bits == 12 and not (folder / "run" / ".lock").exists()
+    assert config.bits == 12 and model.bits == 12 and not (folder / "run" / ".lock").exists()
 
 
 def test_shards_cover_every_row_once_with_the_whole_batch_loss():

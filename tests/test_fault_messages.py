@@ -67,7 +67,7 @@ def test_damaged_codes_and_index_files_name_the_file(tmp_path):
 
 
 def test_lr_options_and_sizes_are_checked_before_any_work(tmp_path, capsys, monkeypatch, fast):
-    import fgh_tutorial.runs as runs_module
+    import fgh_tutorial.runs.train as runs_module
 
     def no_data(*args, **kwargs):
         raise AssertionError("the data was loaded before the options were checked")
@@ -127,7 +127,7 @@ def test_query_of_a_folder_says_it_is_a_folder(runs, tmp_path, capsys):
 
 
 def test_frozen_mode_under_torchrun_is_refused_for_what_it_is(tmp_path):
-    from fgh_tutorial.runs import train_run
+    from fgh_tutorial.runs.train import train_run
     from fgh_tutorial.training.distributed import Distributed
 
     with pytest.raises(BadOption, match="--freeze-backbone .* without torchrun"):

@@ -14,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-import fgh_tutorial.encode_folder as ef
+import fgh_tutorial.runs.encoding as ef
 from fgh_tutorial.cli import main
 from fgh_tutorial.errors import BadData, BadFile, BadOption, EnvironmentFailure
 from fgh_tutorial.retrieval.codes import pack_codes
-from fgh_tutorial.runlock import RunLocked, output_lock
-from fgh_tutorial.runs import train_run
+from fgh_tutorial.runs.lock import RunLocked, output_lock
+from fgh_tutorial.runs.train import train_run
 from fgh_tutorial.training import profiles
 
 from test_reliability import TRAIN, fast, tiny  # noqa: F401 - fixtures
@@ -192,7 +192,7 @@ def test_a_run_of_several_lengths_encodes_one_length(runs, tmp_path, capsys):
         from fgh_tutorial.data.real import ImageList
         from fgh_tutorial.data import default_transform
         from fgh_tutorial.models.encode import encode
-        from fgh_tutorial.runs import load_run
+        from fgh_tutorial.runs.folder import load_run
 
         _, model, prof = load_run(runs[1])
         files = [data / p for p in listing["paths"]]
@@ -280,7 +280,7 @@ def test_every_rename_is_followed_by_a_sync_of_its_folder(tmp_path, monkeypatch)
 
 
 def test_a_full_disk_is_an_environment_error_not_a_bug(tmp_path, capsys, monkeypatch, fast):
-    from fgh_tutorial.reporting import user_message
+    from fgh_tutorial.cli.reporting import user_message
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")

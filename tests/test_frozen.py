@@ -12,7 +12,7 @@ from fgh_tutorial.data import default_transform, load_dataset
 from fgh_tutorial.models.backbones import build_backbone
 from fgh_tutorial.models.encode import encode
 from fgh_tutorial.retrieval.codes import binarize
-from fgh_tutorial.run_options import parse_lengths
+from fgh_tutorial.runs.options import parse_lengths
 from fgh_tutorial.training import frozen
 from fgh_tutorial.training.asymmetric import AsymmetricConfig
 
@@ -141,7 +141,7 @@ def test_cli_fine_tuning_options_end_to_end(tmp_path, capsys):
     assert cfg["milestones"] == [1, 2] and config["image_size"] == 16
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert history["lr"] == pytest.approx([0.01, 0.001])  # divided by 10 at the first milestone
-    from fgh_tutorial.runs import load_run, run_database
+    from fgh_tutorial.runs.folder import load_run, run_database
 
     _, model, prof = load_run(out)
     assert prof.image_size == 16 and prof.backbone == "minires" and model.bits == 8

@@ -79,3 +79,55 @@ def test_the_check_finds_an_upward_import(tmp_path):
     module.write_text("def f():\n    from ..training.cache import load_or_train\n    from . import codes\n"
                       "    import fgh_tutorial.app.viz\n")
     assert imported_units(module, fake) == {"training", "retrieval", "app"}
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+NAME = re.compile(r"(?<![\w/.@-])([a-z_]\w*(?:/[a-z_]\w*)*(?:\.py|/))(?![\w-])")
+
+
+def readme_map() -> dict:
+    """The README's library map: {entry (``retrieval/``, ``errors.py``): the modules and packages its text names}."""
+    block = README.read_text().split("\nfgh_tutorial/\n", 1)[1].split("```", 1)[0]
+    entries, entry = {}, None
+    for line in block.splitlines():
+        head = re.match(r"  (\S+)\s{2,}(.*)", line)
+        if head:
+            entry, text = head.group(1), head.group(2)
+            entries[entry] = []
+        else:
+            text = line
+        entries[entry] += NAME.findall(text)
+    return entries
+
+
+def test_the_readme_map_names_the_tree():
+    """Every module and package the map names exists (in its entry's package, or from the top), and
+    the map names every package of the tree and every module at the top."""
+    named, missing = set(), []
+    for entry, names in readme_map().items():
+        named.add(entry.rstrip("/"))
+        base = entry.rstrip("/") if entry.endswith("/") else ""
+        for name in names:
+            found = [p for p in (Path(base) / name, Path(name)) if (PACKAGE / p).exists()]
+            if not found:
+                missing.append(f"{name} (in {entry})")
+            named.update(str(p).rstrip("/") for p in found)
+    assert not missing, f"the README map names what the package lacks: {missing}"
+    packages = {str(p.parent.relative_to(PACKAGE)) for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE}
+    modules = {p.name for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    assert not (packages | modules) - named, f"the README map lacks {sorted((packages | modules) - named)}"
+
+
+def test_the_run_layer_modules_import_only_those_listed_before_them():
+    """``runs/__init__.py`` lists its modules so that each imports only the ones before it."""
+    import fgh_tutorial.runs
+
+    listed = re.findall(r"^    (\w+)\.py ", fgh_tutorial.runs.__doc__, re.M)
+    folder = PACKAGE / "runs"
+    assert sorted(listed) == sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    wrong = []
+    for i, name in enumerate(listed):
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module not in listed[:i]:
+                wrong.append(f"runs/{name}.py imports .{node.module}")
+    assert not wrong, wrong

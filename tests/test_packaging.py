@@ -109,7 +109,7 @@ def test_the_core_and_its_commands_run_without_the_course_stack(tmp_path):
     run = _without_course_stack(f"""
 import runpy
 import fgh_tutorial, fgh_tutorial.retrieval, fgh_tutorial.data, fgh_tutorial.models, fgh_tutorial.attention
-import fgh_tutorial.training, fgh_tutorial.systems, fgh_tutorial.runs, fgh_tutorial.encode_folder, fgh_tutorial.cli
+import fgh_tutorial.training, fgh_tutorial.systems, fgh_tutorial.runs.train, fgh_tutorial.runs.encoding, fgh_tutorial.cli
 from fgh_tutorial.cli import main
 
 sys.argv = ["fgh_tutorial", "--help"]

@@ -191,9 +191,9 @@ def folder(tmp_path_factory):
 def test_ray_encoding_equals_local_encoding(local_ray, run, folder, tmp_path):
     from fgh_tutorial.data import default_transform
     from fgh_tutorial.data.real import ImageList
-    from fgh_tutorial.encode_folder import encode_folder, image_paths
+    from fgh_tutorial.runs.encoding import encode_folder, image_paths
     from fgh_tutorial.models.encode import encode
-    from fgh_tutorial.runs import load_run
+    from fgh_tutorial.runs.folder import load_run
 
     here = encode_folder(run, folder, tmp_path / "here", batch_size=4, shard_size=8, ray=False, progress=False)
     spread = encode_folder(run, folder, tmp_path / "ray.npz", batch_size=4, shard_size=8, workers=2, progress=False)
@@ -210,7 +210,7 @@ def test_ray_encoding_equals_local_encoding(local_ray, run, folder, tmp_path):
 
 @pytest.mark.slow  # a local Ray instance
 def test_encoding_resumes_by_shard(local_ray, run, folder, tmp_path, monkeypatch):
-    import fgh_tutorial.encode_folder as ef
+    import fgh_tutorial.runs.encoding as ef
 
     full = ef.encode_folder(run, folder, tmp_path / "full.npz", batch_size=4, shard_size=8, ray=False, progress=False)
     calls = []
@@ -234,7 +234,7 @@ def test_encoding_resumes_by_shard(local_ray, run, folder, tmp_path, monkeypatch
 
 
 def test_workers_ray_cannot_place_are_refused_at_once(local_ray, run, folder, tmp_path):
-    from fgh_tutorial.encode_folder import encode_folder
+    from fgh_tutorial.runs.encoding import encode_folder
     from fgh_tutorial.errors import BadOption
 
     with pytest.raises(BadOption, match="--workers 8 needs 8 CPUs .* has 2: use --workers 2 or fewer"):

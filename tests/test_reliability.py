@@ -18,11 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-import fgh_tutorial.runs as runs
 from fgh_tutorial.cli import main
-from fgh_tutorial.manifest import RunFolderError, check_run, sha256
-from fgh_tutorial.runlock import LOCK, RunLock, RunLocked
-from fgh_tutorial.runs import evaluate_run, load_run, query_run, run_database, train_run
+from fgh_tutorial.runs import folder as run_folder, train as run_train
+from fgh_tutorial.runs.folder import evaluate_run, load_run, query_run, run_database
+from fgh_tutorial.runs.lock import LOCK, RunLock, RunLocked
+from fgh_tutorial.runs.manifest import RunFolderError, check_run, sha256
+from fgh_tutorial.runs.train import train_run
 from fgh_tutorial.systems import System
 from fgh_tutorial.training.asymmetric import AsymmetricHistory
 from fgh_tutorial.training.checkpoints import load_checkpoint, save_checkpoint
@@ -35,7 +36,7 @@ TRAIN = ["train", "--dataset", "synthetic", "--bits", "8", "--iterations", "1", 
 def tiny(monkeypatch, small_profile):
     """The small profile (conftest.py), and its splits drawn once per test session."""
     small_profile()
-    real = runs.course_splits
+    real = run_train.course_splits
 
     def cached(prof, progress=False, on_bad_image="fail", exclude=()):
         if prof.dataset != "synthetic":
@@ -45,7 +46,8 @@ def tiny(monkeypatch, small_profile):
             _SPLITS[key] = real(prof)
         return _SPLITS[key]
 
-    monkeypatch.setattr(runs, "course_splits", cached)
+    for module in (run_train, run_folder):  # training and reading a run load the splits
+        monkeypatch.setattr(module, "course_splits", cached)
 
 
 _SPLITS = {}
@@ -149,7 +151,7 @@ def test_folder_reused_with_other_bits_method_or_data(tmp_path, monkeypatch, cap
     assert json.loads((tmp_path / "run" / "manifest.json").read_text()) == first
     assert main([*TRAIN, "--bits", "12", "--method", "exchnet", "--force", "--out", out]) == 0
     config = load_run(out)[0]
-    assert (config["bits"], config["method"]) == (12, "exchnet") and run_database(out)[0].shape[1] == 12
+    assert (config.bits, config.method) == (12, "exchnet") and run_database(out)[0].shape[1] == 12
     capsys.readouterr()
     # other data of the same size (another seed), then more data: evaluate refuses, query warns
     for change in ({"seed": 7}, {"per_class": 3}):

@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fgh_tutorial.manifest import read_json, write_json
+from fgh_tutorial.files import read_json, write_json
 from fgh_tutorial.retrieval.codes import load_codes, pack_codes, save_codes, unpack_codes
 from fgh_tutorial.retrieval.index import HammingIndex
 from fgh_tutorial.training.checkpoints import load_checkpoint, save_checkpoint

@@ -192,8 +192,7 @@ def bundle_from_runs(*runs) -> Bundle:
     to), with the images the run skipped (``--on-bad-image skip``) left out again. All runs must
     have been trained on the same data."""
     from ..data.fingerprint import compare
-    from ..run_options import run_lengths
-    from ..runs import load_run, run_database, run_splits
+    from ..runs.folder import load_run, run_database, run_splits
 
     if not runs:
         raise BadOption("give at least one run folder")
@@ -203,7 +202,7 @@ def bundle_from_runs(*runs) -> Bundle:
         where = f"{prof.dataset} data at {prof.image_size} px" + (f" from {prof.data_root}" if prof.data_root else "")
         if first is not None:
             (run0, config0, prof0, where0) = first
-            diffs = compare(config0.get("data_fingerprint", {}), config.get("data_fingerprint", {}))[0]
+            diffs = compare(config0.data_fingerprint or {}, config.data_fingerprint or {})[0]
             if (prof.dataset, prof.image_size, prof.data_root) != (prof0.dataset, prof0.image_size, prof0.data_root) \
                     or diffs:
                 raise BadData(f"{run} was trained on {where}, {run0} on {where0}"
@@ -217,11 +216,11 @@ def bundle_from_runs(*runs) -> Bundle:
         name = Path(run).name
         if name in systems:
             raise BadOption(f"two runs are named {name!r}: give runs in folders of different names")
-        metrics, lengths = Path(run) / "metrics.json", run_lengths(config)
+        metrics, lengths = Path(run) / "metrics.json", config.lengths
         scores = read_json(metrics) if metrics.exists() else {}
         scores = ({int(b): m["map"] for b, m in scores["per_length"].items()} if "per_length" in scores
                   else {lengths[0]: scores["map"]} if scores else {})
-        systems[name] = TrainedSystem(name, model, codes, lengths, config["method"], scores)
+        systems[name] = TrainedSystem(name, model, codes, lengths, config.method, scores)
     bundle = Bundle(first[2], systems, labels, np.asarray(splits["test"][1]))
     bundle.__dict__["_splits"] = splits  # the splits the codes were checked against (cached_property's slot)
     return bundle

@@ -19,7 +19,7 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "app" / "explorer.ipynb"
 
 def usable_runs(runs) -> tuple[list[Path], list[tuple[str, str]]]:
     """(the runs the explorer can open, [(run, why not)] for the others)."""
-    from ..runs import load_run, run_database
+    from ..runs.folder import load_run, run_database
 
     good, bad, first, names = [], [], None, set()
     for run in runs:

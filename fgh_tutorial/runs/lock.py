@@ -15,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import BadFile
+from ..errors import BadFile
 
 LOCK = ".lock"
 

@@ -41,17 +41,17 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..data import default_transform
+from ..data.images import IMAGE_SUFFIXES, list_images
+from ..data.real import ImageList
+from ..errors import BadData, BadFile, BadOption
+from ..files import file_digest, path_bytes, read_json, remove_temporaries, write_json
+from ..models.encode import encode
+from ..retrieval.codes import load_codes, pack_codes, save_codes
 from .checks import check_output_file, check_sizes
-from .data import default_transform
-from .data.images import IMAGE_SUFFIXES, list_images
-from .data.real import ImageList
-from .errors import BadData, BadFile, BadOption
-from .files import file_digest, path_bytes, read_json, remove_temporaries, write_json
-from .models.encode import encode
-from .retrieval.codes import load_codes, pack_codes, save_codes
-from .run_options import columns, run_lengths
-from .runlock import output_lock
-from .runs import load_run
+from .config import columns
+from .folder import load_run
+from .lock import output_lock
 
 HINT = ("Fix or remove the file (list every bad file with `python -m fgh_tutorial verify --data FOLDER`): encode "
         "reads every image under --data")
@@ -147,7 +147,7 @@ def encode_folder(run, data, out, batch_size: int = 64, shard_size: int | None =
     out, paths_file, parts = outputs(out)
     check_output_file(out, [paths_file.name, f"{parts.name}/000000.npz", f".{out.name}.lock"])
     config, model, prof = load_run(run)
-    cols = choose_length(run_lengths(config), bits)
+    cols = choose_length(config.lengths, bits)
     bits, root = cols.stop - cols.start, Path(data).expanduser()
     check_sizes(prof.image_size, batch_size, "--batch-size")
     rel = image_paths(root)
@@ -195,7 +195,7 @@ def encode_folder(run, data, out, batch_size: int = 64, shard_size: int | None =
 
 def _on_ray(ray, setup, cols, jobs, finish, workers, cpus, gpus) -> None:
     """Run the shards ``jobs`` on Ray actors, one shard at a time each, ``finish`` each result."""
-    from .retrieval.ray_cluster import check_room, gather, start_timeout
+    from ..retrieval.ray_cluster import check_room, gather, start_timeout
 
     resources = ray.cluster_resources()
     gpus = (1 if resources.get("GPU", 0) >= 1 else 0) if gpus is None else gpus
@@ -249,7 +249,7 @@ def _engine(ray):
         if ray in (None, "local"):
             return None  # Ray is an optional extra: without it, encode here
         raise ImportError("--ray needs Ray: pip install 'fgh_tutorial[scale]'") from None
-    from .retrieval.ray_cluster import connect
+    from ..retrieval.ray_cluster import connect
 
     return connect(None if ray in (None, "local") else ray)
 

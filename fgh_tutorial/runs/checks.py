@@ -7,7 +7,7 @@ never a half-done job:
               the filesystem's limits on a name and a path
     sizes     an image size and batch whose input alone fits in the memory this machine has
               (the network's activations take several times more)
-    options   finite, in range (run_options.py: code lengths once each, a positive finite lr)
+    options   finite, in range (options.py: code lengths once each, a positive finite lr)
     data      every split a command needs holds at least one image (queries, validation images)
     images    the files given to ``query`` are files, not folders
 
@@ -20,8 +20,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import BadData, BadOption, MissingFile
-from .files import TEMP_EXTRA, TEMP_SUFFIX, path_bytes
+from ..errors import BadData, BadOption, MissingFile
+from ..files import TEMP_EXTRA, TEMP_SUFFIX, path_bytes
 from .manifest import enclosing_run
 
 NAME_MAX, PATH_MAX = 255, 4096  # when the filesystem does not say

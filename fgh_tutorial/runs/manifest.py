@@ -17,10 +17,10 @@ import json
 import shutil
 from pathlib import Path
 
-from .data.fingerprint import compare, splits_fingerprint
-from .errors import BadData, BadFile, MissingFile
-from .files import file_digest, read_json, remove_temporaries, write_json
-from .runlock import describe_lock, lock_holder
+from ..data.fingerprint import compare, splits_fingerprint
+from ..errors import BadData, BadFile, MissingFile
+from ..files import file_digest, read_json, remove_temporaries, write_json
+from .lock import describe_lock, lock_holder
 
 FORMAT = 1
 CONFIG, MANIFEST = "config.json", "manifest.json"

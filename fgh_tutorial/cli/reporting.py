@@ -20,7 +20,7 @@ import tempfile
 import traceback
 import warnings
 
-from .errors import FghError, environment_failure
+from ..errors import FghError, environment_failure
 
 EXIT_USER, EXIT_BUG, EXIT_INTERRUPTED = 2, 1, 130
 
