@@ -208,8 +208,8 @@ def exchange_run(setting: dict, seed: int) -> dict:
 SWEEPS = {
     "srem": (srem_finetune, [{"data": d, "regions": n, "epochs": 1, "lr": 3e-5}
                              for d in DATA for n in (0, 10, 50)]),
-    "exchange": (exchange_run, [{"data": d, "exchange": e, "epochs": 3, "lengths": [12, 24, 32, 48]}
-                                for d in DATA for e in (False, True)]),
+    "exchange": (exchange_run, [{"data": "default", "exchange": e, "epochs": 3, "lengths": [12, 24, 32, 48]}
+                                for e in (False, True)]),
     "asymmetric": (asymmetric, [{"data": "default", "system": s, "iterations": 4, "samples": 1000,
                                  "lengths": [12, 24, 32, 48], "variant": "as in section 2"} for s in ABLATION]),
 }
