@@ -162,8 +162,11 @@ def paired_differences(arms: list, panels: dict, xlabel: str, title: str = "") -
                 ax.plot(row["diffs"], [p] * len(row["diffs"]), "|", color=colour, ms=5, alpha=0.6)
         ax.axvline(0, color="grey", lw=1)
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
+    if len(axes) == 1:
+        axes[0].set_xlabel(xlabel, fontsize=8)
+    else:  # one label under all panels: side by side they would run into each other
+        fig.supxlabel(xlabel, fontsize=8)
     axes[0].set_yticks(y, arms, fontsize=8)
     if axes[-1].get_legend_handles_labels()[0]:
         axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
