@@ -3,13 +3,14 @@
     python benchmarks/sweeps.py srem               # every missing (setting, seed) of one sweep
     python benchmarks/sweeps.py srem --budget 150  # start no new run after 150 s; run again to go on
     python benchmarks/sweeps.py probe              # the erasing probe of the course model (no training)
-    python benchmarks/sweeps.py fair --threads 2   # the fair tests (course/fair.py): 5 paired seeds per arm
-    python benchmarks/sweeps.py fair --threads 2 --data default --arms adsh parts   # a part of it
+    python benchmarks/sweeps.py fair               # the fair tests (course/fair.py): 5 paired seeds per arm
+    python benchmarks/sweeps.py fair --data default --arms adsh parts   # a part of it
 
 Results go to ``assets/sweeps/<name>.json`` (one entry per finished run, written atomically, so a
 sweep resumes where it stopped); the notebooks read and plot them. Every run starts from the cached
-course model of notebook 01 trained on the run's SynthBirds variant ($FGH_CACHE, trained first when missing). Runs use ``--threads`` CPU
-threads (default 1: on a shared 2-core machine one thread per process wastes no time waiting).
+course model of notebook 01 trained on the run's SynthBirds variant ($FGH_CACHE, trained first when
+missing). Runs use ``--threads`` CPU threads (default 2, the course profile's: every stored sweep ran at 2,
+and a notebook's live run repeats a row only at the sweep's thread count, which the file records).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", choices=["probe", "fair", "fair-pilot", *experiments.SWEEPS])
     parser.add_argument("--budget", type=float, default=None, help="start no new run after this many seconds")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--arms", nargs="+", default=list(fair.ARMS), choices=list(fair.ARMS), help="fair: these arms")
     parser.add_argument("--data", nargs="+", default=list(experiments.DATA), choices=list(experiments.DATA),

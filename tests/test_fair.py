@@ -169,3 +169,17 @@ def test_band_curves_take_runs_that_stopped_early():
 
     fig = charts.band_curves([1, 2, 3], {"a": [[0.1, 0.3], [0.3, 0.5, 0.6]]}, "iteration", "mAP")
     assert list(fig.axes[0].lines[0].get_ydata()) == pytest.approx([0.2, 0.4, 0.6])
+
+
+def test_loading_the_course_model_leaves_the_thread_count(tiny_course):
+    from fgh_tutorial.course import experiments
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        experiments.course_model("default")  # trained at the profile's two threads, then loaded
+        assert torch.get_num_threads() == 1
+        experiments.course_model("default")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

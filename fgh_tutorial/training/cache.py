@@ -10,6 +10,8 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from ..models.backbones import build_backbone
 from ..models.heads import HashingModel
 from .central import History, train_hashing
@@ -45,14 +47,18 @@ def load_or_train(profile: Profile, bits: int, splits: dict, progress: bool = Tr
     trained (deterministically under the profile's seed) and cached. ``splits`` maps
     ``"train"`` and ``"val"`` to (images, labels) tensors of the data ``variant``. Returns (model, history)."""
     path = checkpoint_path(profile, bits, variant)
-    seed_everything(profile.seed, profile.threads)
-    model = build_model(profile, bits).to(profile.device)
-    if path.exists() and not retrain:
-        state = load_checkpoint(path, map_location=profile.device)
-        model.load_state_dict(state["model"])
-        return model.eval(), History(**state["history"])
-    hist = train_hashing(model, *splits["train"], epochs=profile.epochs, batch_size=profile.batch_size,
-                         lr=profile.lr, seed=profile.seed, val=splits.get("val"), progress=progress)
-    # atomic: an interrupted run never leaves a half-written checkpoint
-    save_checkpoint(path, {"model": model.state_dict(), "history": asdict(hist), "config": _config(profile, bits, variant)})
-    return model.eval(), hist
+    threads = torch.get_num_threads()
+    seed_everything(profile.seed, profile.threads)  # the course model is trained at the profile's thread count
+    try:
+        model = build_model(profile, bits).to(profile.device)
+        if path.exists() and not retrain:
+            state = load_checkpoint(path, map_location=profile.device)
+            model.load_state_dict(state["model"])
+            return model.eval(), History(**state["history"])
+        hist = train_hashing(model, *splits["train"], epochs=profile.epochs, batch_size=profile.batch_size,
+                             lr=profile.lr, seed=profile.seed, val=splits.get("val"), progress=progress)
+        # atomic: an interrupted run never leaves a half-written checkpoint
+        save_checkpoint(path, {"model": model.state_dict(), "history": asdict(hist), "config": _config(profile, bits, variant)})
+        return model.eval(), hist
+    finally:
+        torch.set_num_threads(threads)  # and leaves the caller's thread count as it found it
