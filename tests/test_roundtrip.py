@@ -109,7 +109,7 @@ def test_bundle_round_trip(tmp_path, lengths, seed):
     model = HashingModel(minires((4, 4, 8)), bits).eval()
     codes = np.where(rng.random((7, bits)) < 0.5, -1, 1).astype(np.int8)
     scores = {b: float(rng.random()) for b in lengths}
-    system = TrainedSystem("s", model, codes, tuple(lengths), "hashing", scores)
+    system = TrainedSystem("s", model, codes, tuple(lengths), "adsh", scores)
     profile = get_profile("cpu", data_root=None)
     bundle = Bundle(profile, {"s": system}, rng.integers(0, 5, 7), rng.integers(0, 5, 3))
     import fgh_tutorial.app.bundle as bundle_module
