@@ -19,9 +19,11 @@ from ..attention.cam import attention_maps
 from ..attention.srem import SREM, default_region_size, srem_mask
 from ..data import PART_NAMES, SynthBirds, subset
 from ..models.encode import encode
+from ..models.exchnet import ExchNet, part_assignments, part_consistency
 from ..retrieval.metrics import mean_average_precision, segment_maps
 from ..systems import ABLATION, AsymmetricConfig, get_system
 from ..training.cache import cache_dir, load_or_train
+from ..training.asymmetric import evaluate_asymmetric
 from ..training.central import train_hashing
 from ..training.checkpoints import load_checkpoint, save_checkpoint
 from ..training.profiles import get_profile
@@ -131,8 +133,6 @@ def asymmetric_models(setting: dict, seed: int):
 
 def asymmetric(setting: dict, seed: int) -> dict:
     """``asymmetric_models``' test mAP per code length and validation curve (one point per iteration)."""
-    from ..training.asymmetric import evaluate_asymmetric
-
     model, V, hist = asymmetric_models(setting, seed)
     _, splits, _ = course_data(setting["data"])
     (q_x, q_y), db_y, lengths = splits["test"], splits["train"][1], tuple(setting["lengths"])
@@ -151,8 +151,6 @@ def part_regions(masks) -> np.ndarray:
 def part_scores(model, images, labels, masks) -> tuple:
     """(part consistency, share of part maps per region) of an ExchNet on images with part masks."""
     import torch.nn.functional as F
-
-    from ..models.exchnet import part_assignments, part_consistency
 
     with torch.no_grad():
         m = torch.cat([model.parts(images[i:i + 256])["maps"] for i in range(0, len(images), 256)])
@@ -181,8 +179,6 @@ def anchor_agreement(model, images, labels) -> dict:
 def exchange_model(setting: dict, seed: int):
     """ExchNet with or without the exchange ({"exchange": bool, "epochs", "lengths", "data"}), trained
     like notebook 04 from the course backbone, in eval mode: notebook 04's live run is this call for seed 0."""
-    from ..models.exchnet import ExchNet
-
     _, splits, _ = course_data(setting["data"])
     db_x, db_y = splits["train"]
     lengths = tuple(setting["lengths"])
