@@ -15,6 +15,7 @@ and a notebook's live run repeats a row only at the sweep's thread count, which 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -65,10 +66,12 @@ def main(argv=None) -> None:
         fn, settings = fair.fair_run, fair.pilot_settings(args.lr)
     else:
         fn, settings = experiments.SWEEPS[args.sweep]
-    meta = {"threads": args.threads, "experiment": f"fgh_tutorial.course.experiments.{fn.__name__}",
+    meta = {"threads": args.threads, "experiment": f"{fn.__module__}.{fn.__name__}",
             "rerun": f"python benchmarks/sweeps.py {args.sweep}"}
     data = run_sweep(OUT / f"{args.sweep}.json", fn, settings, args.seeds, meta, args.budget)
-    print(f"{args.sweep}: {len(data['runs'])} of {len(settings) * len(args.seeds)} runs done")
+    asked = {(json.dumps(s, sort_keys=True), seed) for s in settings for seed in args.seeds}
+    done = sum((json.dumps(r["setting"], sort_keys=True), r["seed"]) in asked for r in data["runs"])
+    print(f"{args.sweep}: {done} of {len(asked)} runs asked for are done ({len(data['runs'])} in the file)")
 
 
 if __name__ == "__main__":
