@@ -15,7 +15,6 @@ and a notebook's live run repeats a row only at the sweep's thread count, which 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from fgh_tutorial.course import experiments, fair  # noqa: E402
-from fgh_tutorial.course.sweeps import _write, run_sweep  # noqa: E402
+from fgh_tutorial.course.sweeps import _key, _write, run_sweep  # noqa: E402
 
 OUT = ROOT / "assets" / "sweeps"
 
@@ -69,8 +68,8 @@ def main(argv=None) -> None:
     meta = {"threads": args.threads, "experiment": f"{fn.__module__}.{fn.__name__}",
             "rerun": f"python benchmarks/sweeps.py {args.sweep}"}
     data = run_sweep(OUT / f"{args.sweep}.json", fn, settings, args.seeds, meta, args.budget)
-    asked = {(json.dumps(s, sort_keys=True), seed) for s in settings for seed in args.seeds}
-    done = sum((json.dumps(r["setting"], sort_keys=True), r["seed"]) in asked for r in data["runs"])
+    asked = {_key(s, seed) for s in settings for seed in args.seeds}
+    done = sum(_key(r["setting"], r["seed"]) in asked for r in data["runs"])
     print(f"{args.sweep}: {done} of {len(asked)} runs asked for are done ({len(data['runs'])} in the file)")
 
 
