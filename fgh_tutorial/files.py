@@ -4,7 +4,8 @@ The bottom layer: imports nothing of the package but ``errors``.
 ``atomic_write(path, data)`` (data: bytes, str, or a function that writes to a binary file):
 
     1. write a temporary file ``.NAME.PID.XXXXXX.tmp`` in the folder of ``path`` (same filesystem)
-    2. flush and fsync it
+    2. flush and fsync it, and give it the mode a plain ``open`` would (the old file's, or 0o666 less the
+       umask: ``mkstemp`` makes it private, 0o600)
     3. ``os.replace`` it onto ``path`` (atomic: a reader sees the old file or the new one)
     4. fsync the folder, so that the rename itself survives a power cut
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -75,6 +77,16 @@ def fsync_dir(folder) -> None:
         os.close(fd)
 
 
+def _mode(path: Path) -> int:
+    """The permission bits a plain ``open(path, "w")`` would leave: the existing file's, else 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path, data) -> Path:
     """Write ``data`` (bytes, str as UTF-8, or ``fn(binary_file)``) to ``path`` atomically."""
     path = Path(path)
@@ -88,6 +100,7 @@ def atomic_write(path, data) -> Path:
                 f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _mode(path))
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)

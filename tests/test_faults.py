@@ -279,6 +279,22 @@ def test_every_rename_is_followed_by_a_sync_of_its_folder(tmp_path, monkeypatch)
     assert (tmp_path / "sub" / "a.bin").read_bytes() == b"x" and os.listdir(tmp_path / "sub") == ["a.bin"]
 
 
+def test_a_written_file_has_the_mode_a_plain_write_gives(tmp_path):
+    from fgh_tutorial import files
+
+    old = os.umask(0o022)
+    try:
+        new = files.atomic_write(tmp_path / "new.json", "{}")
+        assert new.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0o600
+        kept = tmp_path / "kept.json"
+        kept.write_text("{}")
+        kept.chmod(0o640)
+        files.atomic_write(kept, "[]")
+        assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "[]"
+    finally:
+        os.umask(old)
+
+
 def test_a_full_disk_is_an_environment_error_not_a_bug(tmp_path, capsys, monkeypatch, fast):
     from fgh_tutorial.cli.reporting import user_message
 
