@@ -164,6 +164,17 @@ def test_paired_differences_figure_draws_each_mean_and_its_interval():
     assert [0.01, 0.03] in [list(map(float, x)) for x in intervals]
 
 
+def test_paired_differences_legend_names_the_series_when_the_last_panel_is_empty():
+    from fgh_tutorial.app import charts
+
+    row = {"n": 5, "mean": 0.02, "low": 0.01, "high": 0.03, "diffs": [0.02] * 5, "verdict": "higher"}
+    empty = {"n": 0}
+    fig = charts.paired_differences(["a"], {"default": {"12 bits": [row], "48 bits": [row]},
+                                            "redundant": {"12 bits": [empty], "48 bits": [empty]}}, "difference")
+    legend = fig.axes[-1].get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["12 bits", "48 bits"]
+
+
 def test_band_curves_take_runs_that_stopped_early():
     from fgh_tutorial.app import charts
 

@@ -168,8 +168,9 @@ def paired_differences(arms: list, panels: dict, xlabel: str, title: str = "") -
     else:  # one label under all panels: side by side they would run into each other
         fig.supxlabel(xlabel, fontsize=8)
     axes[0].set_yticks(y, arms, fontsize=8)
-    if axes[-1].get_legend_handles_labels()[0]:
-        axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+    handles = next((h for h in (ax.get_legend_handles_labels() for ax in axes) if h[0]), None)
+    if handles:  # the first panel with data names the series, whichever panel that is
+        axes[-1].legend(*handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
                         title="dot: mean; line: 95% interval;\nticks: seeds; filled: interval excludes 0",
                         title_fontsize=6)
     if title:

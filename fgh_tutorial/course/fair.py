@@ -63,7 +63,7 @@ ARMS = {
 # still gaining +0.01 to +0.03 over their last 10 iterations, so the cap is 80. Then the stopping rule: stopped
 # after 6 iterations without a better validation mAP, seed 1 ended at 28 (best 0.640) while the other seeds
 # reached 0.68-0.69; with 20 (``assets/sweeps/fair-patience.json``) it went on to 0.688 (best at 38, stopped
-# at 58): at 1e-2 the validation curve dips by up to 0.2 and stalls for 6 iterations by chance, so an arm
+# at 58): at 1e-2 the validation curve dips by up to 0.1 and stalls for 6 iterations by chance, so an arm
 # stops after 20 iterations without a better validation mAP, and its best iteration is kept.
 BUDGET = {"iterations": 80, "patience": 20, "lr": 1e-2, "samples": 1000, "lengths": [12, 24, 32, 48]}
 SEEDS = (0, 1, 2, 3, 4)
