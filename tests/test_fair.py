@@ -175,6 +175,17 @@ def test_paired_differences_legend_names_the_series_when_the_last_panel_is_empty
     assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["12 bits", "48 bits"]
 
 
+def test_paired_differences_leave_out_one_seed_rows_and_still_name_the_series():
+    from fgh_tutorial.app import charts
+
+    one = {"n": 1, "mean": 0.2, "low": float("-inf"), "high": float("inf"), "diffs": [0.2], "verdict": "no difference shown"}
+    row = {"n": 5, "mean": 0.02, "low": 0.01, "high": 0.03, "diffs": [0.02] * 5, "verdict": "higher"}
+    fig = charts.paired_differences(["a", "b"], {"redundant": {"12 bits": [one, row]}}, "difference")
+    ax = fig.axes[0]
+    assert [float(d.get_xdata()[0]) for d in ax.lines if d.get_marker() == "o"] == [0.02]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["12 bits"]
+
+
 def test_band_curves_take_runs_that_stopped_early():
     from fgh_tutorial.app import charts
 

@@ -142,7 +142,8 @@ __all__ = ["band_curves", "line_and_points", "panels", "similarity_matrices", "s
 def paired_differences(arms: list, panels: dict, xlabel: str, title: str = "") -> Figure:
     """Seed-paired differences against a control with their 95% intervals, one row per arm and one
     panel per setting: ``panels = {panel: {series: [paired row per arm]}}`` (rows of
-    ``course.sweeps.paired``: "mean", "low", "high", "diffs"). A filled marker: the interval excludes 0."""
+    ``course.sweeps.paired``: "mean", "low", "high", "diffs"; a row of fewer than two seeds is left out).
+    A filled marker: the interval excludes 0."""
     fig = _figure(1.8 + 3.2 * len(panels), 0.9 + 0.36 * len(arms))
     axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True, sharex=True))
     y = np.arange(len(arms))[::-1]
@@ -150,15 +151,17 @@ def paired_differences(arms: list, panels: dict, xlabel: str, title: str = "") -
         n = max(1, len(series))
         for i, (label, rows) in enumerate(series.items()):
             pos = y + (i - (n - 1) / 2) * 0.3
+            named = False  # the series is named at its first drawn row
             for p, row in zip(pos, rows):
-                if not row["n"]:
+                if row["n"] < 2:  # one seed has no interval: nothing to draw
                     continue
                 colour = f"C{i}"
                 low, high = max(row["low"], -1.0), min(row["high"], 1.0)
                 ax.plot([low, high], [p, p], color=colour, lw=1.5)
                 shown = row["verdict"] != "no difference shown"
                 ax.plot(row["mean"], p, "o", color=colour, mfc=colour if shown else "white", ms=5,
-                        label=label if p == pos[0] else None)
+                        label=None if named else label)
+                named = True
                 ax.plot(row["diffs"], [p] * len(row["diffs"]), "|", color=colour, ms=5, alpha=0.6)
         ax.axvline(0, color="grey", lw=1)
         ax.set_title(name, fontsize=9)
