@@ -282,10 +282,11 @@ def test_every_rename_is_followed_by_a_sync_of_its_folder(tmp_path, monkeypatch)
 def test_a_written_file_has_the_mode_a_plain_write_gives(tmp_path):
     from fgh_tutorial import files
 
-    old = os.umask(0o022)
+    old = os.umask(0o027)
     try:
         new = files.atomic_write(tmp_path / "new.json", "{}")
-        assert new.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0o600
+        assert new.stat().st_mode & 0o777 == 0o640  # the umask's, not mkstemp's private 0o600
+        assert os.umask(0o027) == 0o027  # reading the umask left it as it was
         kept = tmp_path / "kept.json"
         kept.write_text("{}")
         kept.chmod(0o640)
