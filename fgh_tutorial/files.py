@@ -4,8 +4,8 @@ The bottom layer: imports nothing of the package but ``errors``.
 ``atomic_write(path, data)`` (data: bytes, str, or a function that writes to a binary file):
 
     1. write a temporary file ``.NAME.PID.XXXXXX.tmp`` in the folder of ``path`` (same filesystem)
-    2. flush and fsync it, and give it the mode a plain ``open`` would (the old file's, or 0o666 less the
-       umask: ``mkstemp`` makes it private, 0o600)
+    2. flush and fsync it; it has the mode a plain ``open`` would give (0o666 less the umask, or the old
+       file's when ``path`` exists)
     3. ``os.replace`` it onto ``path`` (atomic: a reader sees the old file or the new one)
     4. fsync the folder, so that the rename itself survives a power cut
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 
 from .errors import NO_SPACE, BadFile, MissingFile, no_space
@@ -77,33 +77,23 @@ def fsync_dir(folder) -> None:
         os.close(fd)
 
 
-def _mode(path: Path) -> int:
-    """The permission bits a plain ``open(path, "w")`` would leave: the existing file's, else 0o666 less the umask."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux shows it (setting it to read it would
-    leave other threads a moment of umask 0)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
+def _create_temporary(path: Path):
+    """A new temporary file beside ``path``, open for writing: (fd, its path). It is created with 0o666 and the
+    system takes the umask off, as for a plain ``open`` (``mkstemp`` would make it private, 0o600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # another write drew the same name
+            continue
 
 
 def atomic_write(path, data) -> Path:
     """Write ``data`` (bytes, str as UTF-8, or ``fn(binary_file)``) to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             if callable(data):
@@ -112,7 +102,10 @@ def atomic_write(path, data) -> Path:
                 f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _mode(path))
+        try:
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))  # a file written again keeps its mode
+        except FileNotFoundError:
+            pass
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
