@@ -5,6 +5,7 @@
     python benchmarks/sweeps.py probe              # the erasing probe of the course model (no training)
     python benchmarks/sweeps.py fair               # the fair tests (course/fair.py): 5 paired seeds per arm
     python benchmarks/sweeps.py fair --data default --arms adsh parts   # a part of it
+    python benchmarks/sweeps.py fair-heldout --arms adsh srem-grid10    # the same runs on seeds 5-9
 
 Results go to ``assets/sweeps/<name>.json`` (one entry per finished run, written atomically, so a
 sweep resumes where it stopped); the notebooks read and plot them. Every run starts from the cached
@@ -43,7 +44,7 @@ def probe(threads: int) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sweep", choices=["probe", "fair", "fair-pilot", *experiments.SWEEPS])
+    parser.add_argument("sweep", choices=["probe", "fair", "fair-heldout", "fair-pilot", *experiments.SWEEPS])
     parser.add_argument("--budget", type=float, default=None, help="start no new run after this many seconds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
@@ -55,11 +56,11 @@ def main(argv=None) -> None:
     if args.seeds is None and args.sweep == "fair-pilot":
         args.seeds = [0]
     if args.seeds is None:
-        args.seeds = list(fair.SEEDS if args.sweep == "fair" else experiments.SEEDS)
+        args.seeds = list({"fair": fair.SEEDS, "fair-heldout": fair.HELDOUT_SEEDS}.get(args.sweep, experiments.SEEDS))
     torch.set_num_threads(args.threads)
     if args.sweep == "probe":
         return probe(args.threads)
-    if args.sweep == "fair":
+    if args.sweep in ("fair", "fair-heldout"):
         fn, settings = fair.fair_run, fair.settings(args.arms, args.data)
     elif args.sweep == "fair-pilot":
         fn, settings = fair.fair_run, fair.pilot_settings(args.lr)

@@ -67,6 +67,9 @@ ARMS = {
 # stops after 20 iterations without a better validation mAP, and its best iteration is kept.
 BUDGET = {"iterations": 80, "patience": 20, "lr": 1e-2, "samples": 1000, "lengths": [12, 24, 32, 48]}
 SEEDS = (0, 1, 2, 3, 4)
+# Seeds no choice of arm, budget or regime has seen: the claims read from SEEDS are tested again on them,
+# in a file of their own (``assets/sweeps/fair-heldout.json``).
+HELDOUT_SEEDS = (5, 6, 7, 8, 9)
 # Where does the control plateau? ADSH on the default variant at three learning rates, every iteration
 # run (no stopping), seed 0, validation curves only read: the budget of the fair test is chosen from
 # these curves of the control before any other arm is run with it.
