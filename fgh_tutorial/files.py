@@ -1,4 +1,4 @@
-"""Files on disk: the one atomic write, the one file digest, JSON with errors that name the file.
+"""Files on disk: the one atomic write, the one file digest, JSON with errors that name the file, the cache folder.
 The bottom layer: imports nothing of the package but ``errors``.
 
 ``atomic_write(path, data)`` (data: bytes, str, or a function that writes to a binary file):
@@ -30,6 +30,11 @@ from .errors import NO_SPACE, BadFile, MissingFile, no_space
 
 TEMP_SUFFIX = ".tmp"
 TEMP_EXTRA = 22  # a temporary name adds "." + "." + pid (up to 7 digits) + "." + 8 random + ".tmp"
+
+
+def cache_dir() -> Path:
+    """Where trained models and rendered data are kept: ``$FGH_CACHE`` or ``~/.cache/fgh_tutorial``."""
+    return Path(os.environ.get("FGH_CACHE", Path.home() / ".cache" / "fgh_tutorial"))
 
 
 def path_bytes(path) -> bytes:

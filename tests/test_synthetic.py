@@ -82,3 +82,59 @@ def test_redundant_cue_follows_its_attribute():
     beak = m[0].astype(bool)
     assert CLASSES[0][1:] == CLASSES[beak_only][1:]
     assert ((a != b).any(-1) & ~beak).sum() > 5  # the rump band changes colour with the beak
+
+
+def _drawn(ds):
+    images = np.empty((len(ds), ds.image_size, ds.image_size, 3), np.uint8)
+    masks = np.empty((len(ds), len(MASK_NAMES), ds.image_size, ds.image_size), np.uint8)
+    for i in range(len(ds)):
+        images[i], masks[i] = ds.render(i)
+    return images, masks
+
+
+def test_a_split_is_drawn_once_and_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGH_CACHE", str(tmp_path))
+    ds = SynthBirds("val", per_class=1, image_size=24, seed=2, redundant=True)
+    images, labels, masks = ds.arrays()
+    expected = _drawn(ds)
+    np.testing.assert_array_equal(images, expected[0])
+    np.testing.assert_array_equal(masks, expected[1])
+    assert ds.cache_path().parent == tmp_path and ds.cache_path().exists()
+
+    def no_drawing(self, index):
+        raise AssertionError("drawn again")
+
+    monkeypatch.setattr(SynthBirds, "render", no_drawing)
+    again = SynthBirds("val", per_class=1, image_size=24, seed=2, redundant=True).arrays()
+    for a, b in zip(again, (images, labels, masks)):
+        np.testing.assert_array_equal(a, b)
+    assert again[0].dtype == np.uint8 and again[2].dtype == np.uint8
+    # each argument the images depend on names another file
+    others = [SynthBirds("val", 1, 24, 2), SynthBirds("val", 1, 24, 3, redundant=True),
+              SynthBirds("val", 2, 24, 2, redundant=True), SynthBirds("val", 1, 32, 2, redundant=True),
+              SynthBirds("test", 1, 24, 2, redundant=True)]
+    assert len({ds.cache_path()} | {o.cache_path() for o in others}) == 6
+
+
+def test_a_damaged_cache_file_is_drawn_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGH_CACHE", str(tmp_path))
+    ds = SynthBirds("val", per_class=1, image_size=16)
+    expected = _drawn(ds)
+    for damage in (b"", b"not a zip file", None):
+        if damage is None:  # a readable file of another shape
+            np.savez(ds.cache_path(), images=np.zeros((2, 16, 16, 3), np.uint8), masks=np.zeros((2, 5, 16, 2), np.uint8))
+        else:
+            ds.cache_path().write_bytes(damage)
+        images, _, masks = ds.arrays()
+        np.testing.assert_array_equal(images, expected[0])
+        np.testing.assert_array_equal(masks, expected[1])
+        np.testing.assert_array_equal(ds.arrays()[0], expected[0])  # and written again
+
+
+def test_no_cache_writes_nothing_and_a_read_only_cache_costs_only_the_drawing(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGH_CACHE", str(tmp_path / "cache"))
+    ds = SynthBirds("val", per_class=1, image_size=16)
+    images, _, _ = ds.arrays(cache=False)
+    assert not (tmp_path / "cache").exists()
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    np.testing.assert_array_equal(ds.arrays()[0], images)

@@ -17,15 +17,14 @@ import torch
 
 from ..attention.cam import attention_maps
 from ..attention.srem import SREM, default_region_size, srem_mask
-from ..data import PART_NAMES, SynthBirds, subset
+from ..data import PART_NAMES, SynthBirds, normalize_batch, subset
 from ..models.encode import encode
 from ..models.exchnet import ExchNet, part_assignments, part_consistency
 from ..retrieval.metrics import mean_average_precision, segment_maps
 from ..systems import ABLATION, AsymmetricConfig, get_system
-from ..training.cache import cache_dir, load_or_train
+from ..training.cache import load_or_train
 from ..training.asymmetric import evaluate_asymmetric
 from ..training.central import train_hashing
-from ..training.checkpoints import load_checkpoint, save_checkpoint
 from ..training.profiles import get_profile
 
 SEEDS = (0, 1, 2, 3, 4)  # paired seeds of every notebook sweep (the yardstick: README, notebook 03)
@@ -33,16 +32,9 @@ DATA = {"default": False, "redundant": True}  # setting "data" -> SynthBirds(red
 
 
 def _split(profile, split, per_class, redundant):
-    """A SynthBirds split as (images, labels, masks) tensors, rendered once and kept in the cache."""
-    path = cache_dir() / f"synthbirds-{split}-{per_class}x{profile.image_size}-seed{profile.seed}-r{int(redundant)}.pt"
-    if path.exists():
-        saved = load_checkpoint(path)
-        return saved["x"], saved["y"], saved["masks"]
-    ds = SynthBirds(split, per_class, profile.image_size, profile.seed, redundant=redundant)
-    x, y = ds.tensors()
-    masks = torch.from_numpy(ds.arrays()[2])
-    save_checkpoint(path, {"x": x, "y": y, "masks": masks})
-    return x, y, masks
+    """A SynthBirds split as (images, labels, masks) tensors (drawn once, then read from the cache)."""
+    images, labels, masks = SynthBirds(split, per_class, profile.image_size, profile.seed, redundant=redundant).arrays()
+    return normalize_batch(images), torch.from_numpy(labels), torch.from_numpy(masks)
 
 
 @lru_cache(maxsize=2)

@@ -17,12 +17,18 @@ on its own (random access, any number of workers) at any size.
 from __future__ import annotations
 
 import colorsys
+import functools
+import hashlib
+import io
 import itertools
+import zipfile
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..errors import BadOption
+from ..errors import BadOption, EnvironmentFailure
+from ..files import atomic_write, cache_dir
 from .geometry import (BEAK, BELLY_PATCH, BODY, BREAST_BARS, BREAST_SPOTS, CROWN_STRIPE, EYE_REGION, EYE_RING, HEAD,
                        LEGS, PUPIL, RUMP_BAND, TAIL, TAIL_BARS, TAIL_SPOTS, WING, WING_BAR, Pose)
 
@@ -235,15 +241,31 @@ class SynthBirds:
         label = int(self.targets[index])
         return (x, label, torch.from_numpy(masks)) if self.return_masks else (x, label)
 
-    def arrays(self, progress: bool = False):
-        """All images, labels and masks as numpy arrays (N,H,W,3), (N,), (N,5,H,W)."""
+    def cache_path(self) -> Path:
+        """The file that keeps the rendered split: every argument the images depend on, and a digest
+        of the renderer (this file, geometry.py, Pillow's and numpy's versions) so that a change to any
+        of them draws the split again instead of reading stale images."""
+        return cache_dir() / (f"synthbirds-{self.split}-{self.per_class}x{self.image_size}-seed{self.seed}"
+                              f"-r{int(self.redundant)}-{_renderer_digest()}.npz")
+
+    def arrays(self, progress: bool = False, cache: bool = True):
+        """All images, labels and masks as numpy arrays (N,H,W,3), (N,), (N,5,H,W).
+
+        ``cache=True``: drawn once and then read from :meth:`cache_path` (a split of the course takes
+        seconds to draw and milliseconds to read; the same arrays either way). A cache file that cannot
+        be read is drawn again; one that cannot be written is skipped."""
         from tqdm.auto import tqdm
 
         n, s = len(self), self.image_size
+        saved = _read_split(self.cache_path(), n, s) if cache else None
+        if saved is not None:
+            return saved[0], self.targets.copy(), saved[1]
         images = np.empty((n, s, s, 3), np.uint8)
         masks = np.empty((n, len(MASK_NAMES), s, s), np.uint8)
         for i in tqdm(range(n), disable=not progress, desc=f"rendering {self.split}"):
             images[i], masks[i] = self.render(i)
+        if cache:
+            _write_split(self.cache_path(), images, masks)
         return images, self.targets.copy(), masks
 
     def tensors(self, progress: bool = False):
@@ -255,3 +277,36 @@ class SynthBirds:
 
         images, labels, _ = self.arrays(progress)
         return normalize_batch(images), torch.from_numpy(labels)
+
+
+# ---------------------------------------------------------------- the rendered splits on disk
+@functools.cache
+def _renderer_digest() -> str:
+    import PIL
+
+    digest = hashlib.sha1(f"Pillow {PIL.__version__} numpy {np.__version__}".encode())
+    for source in (Path(__file__), Path(__file__).with_name("geometry.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def _read_split(path: Path, n: int, size: int):
+    """(images, masks) kept at ``path``, or None when it is missing, damaged or of another shape."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            images, packed = saved["images"], saved["masks"]
+        masks = np.unpackbits(packed, axis=-1, count=size)  # masks are 0/1: 8 per byte on disk
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    if images.shape != (n, size, size, 3) or masks.shape != (n, len(MASK_NAMES), size, size):
+        return None
+    return images, masks
+
+
+def _write_split(path: Path, images: np.ndarray, masks: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, images=images, masks=np.packbits(masks, axis=-1))
+    try:
+        atomic_write(path, buffer.getvalue())
+    except (OSError, EnvironmentFailure):  # a read-only or full cache folder only costs the next run the drawing
+        pass

@@ -6,22 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from ..files import cache_dir
 from ..models.backbones import build_backbone
 from ..models.heads import HashingModel
 from .central import History, train_hashing
 from .checkpoints import load_checkpoint, save_checkpoint
 from .profiles import Profile, seed_everything
-
-
-def cache_dir() -> Path:
-    """Where trained checkpoints are kept: ``$FGH_CACHE`` or ``~/.cache/fgh_tutorial``."""
-    return Path(os.environ.get("FGH_CACHE", Path.home() / ".cache" / "fgh_tutorial"))
 
 
 def _config(profile: Profile, bits: int, variant: str = "default") -> dict:
