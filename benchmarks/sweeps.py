@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from fgh_tutorial.course import experiments, fair  # noqa: E402
-from fgh_tutorial.course.sweeps import _key, _write, run_sweep  # noqa: E402
+from fgh_tutorial.course.sweeps import run_key, run_sweep, write_sweep  # noqa: E402
 
 OUT = ROOT / "assets" / "sweeps"
 
@@ -38,7 +38,7 @@ def probe(threads: int) -> None:
             "probe": {d: experiments.srem_probe(experiments.course_model(d), d) for d in experiments.DATA},
             "random": experiments.srem_probe(experiments.course_model(), "default", random=True)["random"]}
     data["meta"]["seconds"] = round(time.perf_counter() - start, 1)
-    _write(OUT / "probe.json", data)
+    write_sweep(OUT / "probe.json", data)
     print(f"probe: {data['meta']['seconds']} s -> {OUT / 'probe.json'}")
 
 
@@ -69,8 +69,8 @@ def main(argv=None) -> None:
     meta = {"threads": args.threads, "experiment": f"{fn.__module__}.{fn.__name__}",
             "rerun": f"python benchmarks/sweeps.py {args.sweep}"}
     data = run_sweep(OUT / f"{args.sweep}.json", fn, settings, args.seeds, meta, args.budget)
-    asked = {_key(s, seed) for s in settings for seed in args.seeds}
-    done = sum(_key(r["setting"], r["seed"]) in asked for r in data["runs"])
+    asked = {run_key(s, seed) for s in settings for seed in args.seeds}
+    done = sum(run_key(r["setting"], r["seed"]) in asked for r in data["runs"])
     print(f"{args.sweep}: {done} of {len(asked)} runs asked for are done ({len(data['runs'])} in the file)")
 
 

@@ -153,5 +153,5 @@ def file_digest(path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-__all__ = ["TEMP_EXTRA", "TEMP_SUFFIX", "atomic_write", "file_digest", "fsync_dir", "is_temporary", "path_bytes", "read_json",
+__all__ = ["TEMP_EXTRA", "TEMP_SUFFIX", "atomic_write", "cache_dir", "file_digest", "fsync_dir", "is_temporary", "path_bytes", "read_json",
            "remove_temporaries", "shown", "write_json"]

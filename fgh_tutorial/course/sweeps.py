@@ -30,11 +30,13 @@ def load_sweep(path) -> dict:
     return json.loads(path.read_text())
 
 
-def _write(path: Path, data: dict) -> None:
+def write_sweep(path: Path, data: dict) -> None:
+    """Write a sweep file atomically."""
     atomic_write(path, json.dumps(data, indent=1))  # a reader never sees half a file
 
 
-def _key(setting: dict, seed: int) -> str:
+def run_key(setting: dict, seed: int) -> str:
+    """The identity of one run of a sweep: its setting and seed."""
     return json.dumps([setting, seed], sort_keys=True)
 
 
@@ -56,7 +58,7 @@ def run_sweep(path, experiment, settings, seeds=(0, 1, 2), meta: dict | None = N
     start, ran = time.perf_counter(), 0
     for setting in settings:
         for seed in seeds:
-            if _key(setting, seed) in {_key(r["setting"], r["seed"]) for r in _read(path)["runs"]}:
+            if run_key(setting, seed) in {run_key(r["setting"], r["seed"]) for r in _read(path)["runs"]}:
                 continue
             if budget_s is not None and ran and time.perf_counter() - start > budget_s:
                 log(f"{path.stem}: time budget spent; run again to continue")
@@ -67,9 +69,9 @@ def run_sweep(path, experiment, settings, seeds=(0, 1, 2), meta: dict | None = N
             with lock:
                 data = _read(path)
                 data["meta"] = {**data["meta"], **(meta or {}), "machine": machine}
-                if _key(setting, seed) not in {_key(r["setting"], r["seed"]) for r in data["runs"]}:
+                if run_key(setting, seed) not in {run_key(r["setting"], r["seed"]) for r in data["runs"]}:
                     data["runs"].append({"setting": setting, "seed": seed, "result": result, "seconds": seconds})
-                    _write(path, data)
+                    write_sweep(path, data)
             ran += 1
             log(f"{path.stem}: {setting} seed {seed}: {seconds} s")
     return _read(path)
