@@ -120,9 +120,16 @@ def test_a_damaged_cache_file_is_drawn_again(tmp_path, monkeypatch):
     monkeypatch.setenv("FGH_CACHE", str(tmp_path))
     ds = SynthBirds("val", per_class=1, image_size=16)
     expected = _drawn(ds)
-    for damage in (b"", b"not a zip file", None):
-        if damage is None:  # a readable file of another shape
-            np.savez(ds.cache_path(), images=np.zeros((2, 16, 16, 3), np.uint8), masks=np.zeros((2, 5, 16, 2), np.uint8))
+    n = len(ds)
+    readable = [  # readable files of another shape or type
+        {"images": np.zeros((2, 16, 16, 3), np.uint8), "masks": np.zeros((2, 5, 16, 2), np.uint8)},
+        {"images": np.zeros((n, 16, 16, 3), np.uint8), "masks": np.zeros((n, 5, 16, 1), np.uint8)},  # masks cut short
+        {"images": np.zeros((n, 16, 16, 3), np.float32), "masks": np.zeros((n, 5, 16, 2), np.uint8)},
+    ]
+    for damage in (b"", b"not a zip file", *readable):
+        if isinstance(damage, dict):
+            with open(ds.cache_path(), "wb") as f:
+                np.savez(f, **damage)
         else:
             ds.cache_path().write_bytes(damage)
         images, _, masks = ds.arrays()

@@ -295,12 +295,12 @@ def _read_split(path: Path, n: int, size: int):
     try:
         with np.load(path, allow_pickle=False) as saved:
             images, packed = saved["images"], saved["masks"]
-        masks = np.unpackbits(packed, axis=-1, count=size)  # masks are 0/1: 8 per byte on disk
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
-    if images.shape != (n, size, size, 3) or masks.shape != (n, len(MASK_NAMES), size, size):
+    if (images.shape, images.dtype, packed.shape, packed.dtype) != ((n, size, size, 3), np.uint8,
+                                                                      (n, len(MASK_NAMES), size, (size + 7) // 8), np.uint8):
         return None
-    return images, masks
+    return images, np.unpackbits(packed, axis=-1, count=size)  # masks are 0/1: 8 per byte on disk
 
 
 def _write_split(path: Path, images: np.ndarray, masks: np.ndarray) -> None:
