@@ -17,18 +17,15 @@ on its own (random access, any number of workers) at any size.
 from __future__ import annotations
 
 import colorsys
-import functools
-import hashlib
-import io
 import itertools
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..errors import BadOption, EnvironmentFailure
-from ..files import atomic_write, cache_dir
+from ..errors import BadOption
+from ..files import cache_dir
+from .split_cache import read_split, renderer_digest, write_split
 from .geometry import (BEAK, BELLY_PATCH, BODY, BREAST_BARS, BREAST_SPOTS, CROWN_STRIPE, EYE_REGION, EYE_RING, HEAD,
                        LEGS, PUPIL, RUMP_BAND, TAIL, TAIL_BARS, TAIL_SPOTS, WING, WING_BAR, Pose)
 
@@ -246,7 +243,7 @@ class SynthBirds:
         of the renderer (this file, geometry.py, Pillow's and numpy's versions) so that a change to any
         of them draws the split again instead of reading stale images."""
         return cache_dir() / (f"synthbirds-{self.split}-{self.per_class}x{self.image_size}-seed{self.seed}"
-                              f"-r{int(self.redundant)}-{_renderer_digest()}.npz")
+                              f"-r{int(self.redundant)}-{renderer_digest()}.npz")
 
     def arrays(self, progress: bool = False, cache: bool = True):
         """All images, labels and masks as numpy arrays (N,H,W,3), (N,), (N,5,H,W).
@@ -257,7 +254,7 @@ class SynthBirds:
         from tqdm.auto import tqdm
 
         n, s = len(self), self.image_size
-        saved = _read_split(self.cache_path(), n, s) if cache else None
+        saved = read_split(self.cache_path(), n, s) if cache else None
         if saved is not None:
             return saved[0], self.targets.copy(), saved[1]
         images = np.empty((n, s, s, 3), np.uint8)
@@ -265,7 +262,7 @@ class SynthBirds:
         for i in tqdm(range(n), disable=not progress, desc=f"rendering {self.split}"):
             images[i], masks[i] = self.render(i)
         if cache:
-            _write_split(self.cache_path(), images, masks)
+            write_split(self.cache_path(), images, masks)
         return images, self.targets.copy(), masks
 
     def tensors(self, progress: bool = False):
@@ -278,35 +275,3 @@ class SynthBirds:
         images, labels, _ = self.arrays(progress)
         return normalize_batch(images), torch.from_numpy(labels)
 
-
-# ---------------------------------------------------------------- the rendered splits on disk
-@functools.cache
-def _renderer_digest() -> str:
-    import PIL
-
-    digest = hashlib.sha1(f"Pillow {PIL.__version__} numpy {np.__version__}".encode())
-    for source in (Path(__file__), Path(__file__).with_name("geometry.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:10]
-
-
-def _read_split(path: Path, n: int, size: int):
-    """(images, masks) kept at ``path``, or None when it is missing, damaged or of another shape."""
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            images, packed = saved["images"], saved["masks"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
-    if (images.shape, images.dtype, packed.shape, packed.dtype) != ((n, size, size, 3), np.uint8,
-                                                                      (n, len(MASK_NAMES), size, (size + 7) // 8), np.uint8):
-        return None
-    return images, np.unpackbits(packed, axis=-1, count=size)  # masks are 0/1: 8 per byte on disk
-
-
-def _write_split(path: Path, images: np.ndarray, masks: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, images=images, masks=np.packbits(masks, axis=-1))
-    try:
-        atomic_write(path, buffer.getvalue())
-    except (OSError, EnvironmentFailure):  # a read-only or full cache folder only costs the next run the drawing
-        pass
